@@ -1,0 +1,16 @@
+rule evaluate:
+    input:
+        model="models/{effect}/{arch}/model.pt",
+        clean="data/clean",
+        processed="data/processed/{effect}",
+    output:
+        metrics="reports/effects/{effect}/{arch}/metrics.json",
+        predictions=directory("reports/effects/{effect}/{arch}/predictions"),
+    params:
+        stage_params("evaluate"),
+    log:
+        "logs/evaluate/{effect}/{arch}.log",
+    shell:
+        "deepfx --log {log} evaluate --effect {wildcards.effect} --arch {wildcards.arch}"
+        " --model {input.model} --clean {input.clean} --processed {input.processed}"
+        " --out reports/effects/{wildcards.effect}/{wildcards.arch}"

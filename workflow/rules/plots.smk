@@ -1,0 +1,18 @@
+rule plots:
+    input:
+        clean="data/clean",
+        processed="data/processed/{effect}",
+        predictions="reports/effects/{effect}/{arch}/predictions",
+        history="models/{effect}/{arch}/history.csv",
+    output:
+        melspec="reports/effects/{effect}/{arch}/melspec.png",
+        amplitude="reports/effects/{effect}/{arch}/amplitude.png",
+        loss="reports/effects/{effect}/{arch}/loss.png",
+    params:
+        stage_params("plots"),
+    log:
+        "logs/plots/{effect}/{arch}.log",
+    shell:
+        "deepfx --log {log} plots --effect {wildcards.effect} --arch {wildcards.arch}"
+        " --clean {input.clean} --processed {input.processed} --history {input.history}"
+        " --out reports/effects/{wildcards.effect}/{wildcards.arch}"
