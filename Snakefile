@@ -27,4 +27,4 @@ rule all:
 
 
 onsuccess:
-    commit_to_dvc(workflow.dag.jobs)
+    commit_to_dvc(finished_stages(workflow.dag.jobs))

@@ -49,28 +49,28 @@ def cmd_generate(params: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def cmd_process(params: dict[str, Any], args: argparse.Namespace) -> None:
+    spec = _effect(params, args.effect)
     from deepfx.effects import process_dataset
 
     out = args.out or Path("data/processed") / args.effect
-    spec = _effect(params, args.effect)
     files = process_dataset(args.effect, spec, args.clean, out, int(params["sample_rate"]))
     log.info("wrote %d %s files to %s", len(files), args.effect, out)
 
 
 def cmd_train(params: dict[str, Any], args: argparse.Namespace) -> None:
-    from deepfx.train import train_model
-
     _effect(params, args.effect)
     out = args.out or Path("models") / args.effect / _arch(params, args.arch)
+    from deepfx.train import train_model
+
     processed = args.processed or Path("data/processed") / args.effect
     train_model(args.effect, args.arch, params, args.clean, processed, out)
 
 
 def cmd_evaluate(params: dict[str, Any], args: argparse.Namespace) -> None:
-    from deepfx.evaluate import evaluate_model
-
     _effect(params, args.effect)
     _arch(params, args.arch)
+    from deepfx.evaluate import evaluate_model
+
     model = args.model or Path("models") / args.effect / args.arch / "model.pt"
     processed = args.processed or Path("data/processed") / args.effect
     out = args.out or Path("reports") / "effects" / args.effect / args.arch
@@ -78,10 +78,10 @@ def cmd_evaluate(params: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def cmd_plots(params: dict[str, Any], args: argparse.Namespace) -> None:
-    from deepfx.plots import make_plots
-
     _effect(params, args.effect)
     _arch(params, args.arch)
+    from deepfx.plots import make_plots
+
     out = args.out or Path("reports") / "effects" / args.effect / args.arch
     make_plots(
         args.effect,
