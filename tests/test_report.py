@@ -1,0 +1,218 @@
+"""The HTML report and metrics.csv built from metrics.json files."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepfx.errors import DeepfxError
+from deepfx.report import COLUMNS, FIGURES, build_report
+
+METRICS = [
+    {"effect": "low_pass", "arch": "tcn", "esr": 0.3, "esr_clean": 0.2, "mrstft": 2.5,
+     "mrstft_clean": 1.5, "closer_than_clean": False, "closer_on_every_file": False,
+     "n_params": 5201, "train_seconds": 95.5, "inference_rtf": 0.21},
+    {"effect": "distortion", "arch": "cnn", "esr": 0.0421378, "esr_clean": 0.8123456,
+     "mrstft": 1.2345678, "mrstft_clean": 3.21, "closer_than_clean": True,
+     "closer_on_every_file": True, "n_params": 12345, "train_seconds": 81.37,
+     "inference_rtf": 0.0123},
+    {"effect": "distortion", "arch": "tcn", "esr": 0.0123456789, "esr_clean": 0.8123456,
+     "mrstft": 0.9, "mrstft_clean": 3.21, "closer_than_clean": True,
+     "closer_on_every_file": False, "n_params": 5201, "train_seconds": 120, "inference_rtf": 0.2},
+    {"effect": "low_pass", "arch": "cnn", "esr": 0.15, "esr_clean": 0.2, "mrstft": 1.1,
+     "mrstft_clean": 1.5, "closer_than_clean": True, "closer_on_every_file": True,
+     "n_params": 12345, "train_seconds": 80.25, "inference_rtf": 0.011},
+]
+#: (effect, arch) in report order: by effect, then ESR (best first).
+ORDER = [("distortion", "tcn"), ("distortion", "cnn"), ("low_pass", "cnn"), ("low_pass", "tcn")]
+
+
+def write_run(reports: Path, metrics: dict, figures: bool = True) -> Path:
+    """Write one effect × arch's metrics.json (with per-file rows) and, optionally, its PNGs,
+    in ``reports``/{effect}/{arch}."""
+    folder = reports / metrics["effect"] / metrics["arch"]
+    folder.mkdir(parents=True)
+    path = folder / "metrics.json"
+    path.write_text(json.dumps({**metrics, "files": [{"file": "a.wav", "esr": metrics["esr"]}]}))
+    if figures:
+        for name in FIGURES:
+            matplotlib.image.imsave(folder / name, np.random.default_rng(0).random((8, 8)))
+    return path
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A reports folder with two effects × two archs in reports/effects/{effect}/{arch}."""
+    root = tmp_path / "reports"
+    return root, [write_run(root / "effects", m) for m in METRICS]
+
+
+class Page(HTMLParser):
+    """Collects the overview table rows, section ids, links and tag names of a page."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.rows: list[dict] = []
+        self.ids: list[str] = []
+        self.links: list[str] = []
+        self.tags: set[str] = set()
+        self._in_body = False
+        self._cell: dict | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        self.ids += [attrs["id"]] if "id" in attrs else []
+        self.links += [attrs[k] for k in ("href", "src") if k in attrs]
+        if tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self.rows.append({"class": attrs.get("class"), "cells": []})
+        elif tag == "td" and self._in_body:
+            self._cell = {"text": "", "title": attrs.get("title")}
+            self.rows[-1]["cells"].append(self._cell)
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body = False
+        elif tag == "td":
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+def test_csv_holds_every_run_with_the_json_values(reports):
+    root, files = reports
+    build_report(files, root)
+    table = pd.read_csv(root / "metrics.csv")
+    assert list(table.columns) == list(COLUMNS)
+    assert list(zip(table["effect"], table["arch"])) == ORDER
+    expected = {(m["effect"], m["arch"]): m for m in METRICS}
+    for row in table.to_dict(orient="records"):
+        metrics = expected[(row["effect"], row["arch"])]
+        assert row == {column: metrics[column] for column in COLUMNS}
+
+
+def test_html_table_shows_the_json_values_colour_coded(reports):
+    root, files = reports
+    build_report(files, root)
+    page = Page((root / "index.html").read_text(encoding="utf-8"))
+    expected = {(m["effect"], m["arch"]): m for m in METRICS}
+    assert [(r["cells"][0]["text"], r["cells"][1]["text"]) for r in page.rows] == ORDER
+    numeric = ["esr", "esr_clean", "mrstft", "mrstft_clean"]
+    for row in page.rows:
+        cells = row["cells"]
+        metrics = expected[(cells[0]["text"], cells[1]["text"])]
+        assert row["class"] == ("closer" if metrics["closer_than_clean"] else "not-closer")
+        for cell, key in zip(cells[2:6], numeric):
+            assert float(cell["title"]) == metrics[key]
+            assert float(cell["text"]) == pytest.approx(metrics[key], rel=1e-3)
+        assert cells[6]["text"] == ("✓" if metrics["closer_than_clean"] else "✗")
+        assert cells[7]["text"] == ("✓" if metrics["closer_on_every_file"] else "✗")
+        assert int(cells[8]["text"].replace(",", "")) == metrics["n_params"]
+        assert float(cells[9]["title"]) == metrics["train_seconds"]
+        assert float(cells[10]["title"]) == metrics["inference_rtf"]
+
+
+def test_html_has_a_section_per_effect_and_every_figure_link_resolves(reports):
+    root, files = reports
+    build_report(files, root)
+    page = Page((root / "index.html").read_text(encoding="utf-8"))
+    assert {"fx-distortion", "fx-low_pass"} <= set(page.ids)
+    figures = [link for link in page.links if not link.startswith("#")]
+    assert set(figures) == {f"effects/{e}/{a}/{name}" for e, a in ORDER for name in FIGURES}
+    assert all((root / unquote(link)).is_file() for link in figures)
+    anchors = {link[1:] for link in page.links if link.startswith("#")}
+    assert anchors <= set(page.ids)
+
+
+def test_html_opens_from_disk_without_internet(reports):
+    root, files = reports
+    build_report(files, root)
+    text = (root / "index.html").read_text(encoding="utf-8")
+    page = Page(text)
+    assert "style" in page.tags and not page.tags & {"script", "link", "iframe"}
+    assert not [link for link in page.links if "//" in link or link.startswith("/")]
+    assert "http" not in text
+
+
+def test_figures_are_linked_from_beside_each_metrics_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_run(Path("reports"), METRICS[1])  # flat layout, paths relative to the cwd
+    build_report([path], Path("reports"))
+    page = Page((tmp_path / "reports/index.html").read_text(encoding="utf-8"))
+    figures = [link for link in page.links if not link.startswith("#")]
+    assert set(figures) == {f"distortion/cnn/{name}" for name in FIGURES}
+
+
+def test_missing_figures_are_noted_not_linked(tmp_path):
+    root = tmp_path / "reports"
+    path = write_run(root, METRICS[1], figures=False)
+    build_report([path], root)
+    text = (root / "index.html").read_text(encoding="utf-8")
+    assert "<img" not in text
+    assert text.count("figure not found") == len(FIGURES)
+
+
+def test_text_is_html_escaped(tmp_path):
+    root = tmp_path / "reports"
+    path = write_run(root, {**METRICS[1], "effect": "fuzz<b>&co", "arch": "a\"b"})
+    build_report([path], root)
+    text = (root / "index.html").read_text(encoding="utf-8")
+    assert "fuzz<b>" not in text and "fuzz&lt;b&gt;&amp;co" in text
+    page = Page(text)
+    assert (page.rows[0]["cells"][0]["text"], page.rows[0]["cells"][1]["text"]) == (
+        "fuzz<b>&co", 'a"b')
+    assert all((root / unquote(link)).is_file() for link in page.links if not link.startswith("#"))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[1, 2]",
+        json.dumps({k: v for k, v in METRICS[1].items() if k != "esr"}),
+        json.dumps({**METRICS[1], "esr": "0.04"}),
+        json.dumps({**METRICS[1], "n_params": True}),
+        json.dumps({**METRICS[1], "closer_than_clean": 1}),
+    ],
+    ids=["syntax", "not-object", "missing-key", "string-number", "bool-number", "int-bool"],
+)
+def test_malformed_metrics_raise_and_write_nothing(reports, content):
+    root, files = reports
+    files[2].write_text(content)
+    with pytest.raises(DeepfxError, match=str(files[2])):
+        build_report(files, root)
+    assert not (root / "index.html").exists() and not (root / "metrics.csv").exists()
+    assert [p.name for p in root.iterdir()] == ["effects"]  # no temp files
+
+
+def test_missing_metrics_file_is_named(reports):
+    root, files = reports
+    files[0].unlink()
+    with pytest.raises(DeepfxError, match=f"{files[0]}: no such metrics file"):
+        build_report(files, root)
+    assert not (root / "index.html").exists() and not (root / "metrics.csv").exists()
+
+
+def test_duplicate_effect_and_arch_is_rejected(reports):
+    root, files = reports
+    copy = root / "copy.json"
+    copy.write_text(files[1].read_text())
+    with pytest.raises(DeepfxError, match="distortion × cnn is also reported by"):
+        build_report([*files, copy], root)
+
+
+def test_no_metrics_files_is_an_error(tmp_path):
+    with pytest.raises(DeepfxError, match="no metrics.json"):
+        build_report([], tmp_path)
