@@ -20,11 +20,9 @@ from deepfx.atomic import atomic_dir
 from deepfx.audio import list_audio
 from deepfx.effects import lv2, pedalboard_fx, reaper
 from deepfx.errors import DeepfxError
+from deepfx.generate import SPLITS
 
-__all__ = ["BACKENDS", "SPLITS", "Backend", "process_dataset"]
-
-#: The dataset splits, each a folder of wav files.
-SPLITS = ("train", "valid", "test")
+__all__ = ["BACKENDS", "Backend", "process_dataset"]
 
 #: A backend's ``process`` function (see the module docstring).
 Backend = Callable[
