@@ -32,4 +32,4 @@ bench: install
 	python bench/throughput.py
 
 clean:
-	rm -rf data/clean data/processed models reports/effects reports/index.html reports/metrics.csv logs .snakemake mlruns
+	rm -rf data/clean data/processed models reports/effects reports/index.html reports/metrics.csv logs .snakemake mlruns mlflow.db mlartifacts

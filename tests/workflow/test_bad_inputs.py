@@ -26,9 +26,9 @@ def test_corrupt_training_audio_stops_generate(project: Project) -> None:
 
 
 def test_empty_training_audio_stops_dvc_repro(project: Project) -> None:
-    sf.write(project.path / "data/training_audio/nothing.flac", np.zeros(0), 16000)
+    sf.write(project.path / "data/training_audio/nothing.wav", np.zeros(0), 16000)
     proc = project.run("dvc", "repro", "generate", check=False)
-    assert_failed_with(proc, "data/training_audio/nothing.flac: the audio file is empty")
+    assert_failed_with(proc, "deepfx: error: data/training_audio/nothing.wav: the audio file is empty")
     assert not (project.path / "data/clean").exists()
 
 

@@ -55,7 +55,7 @@ def assert_outputs(project: Project) -> None:
             assert sf.info(pred).frames == sf.info(test_file).frames
     html = (root / "reports/index.html").read_text()
     assert all(effect in html for effect in params["effects"])
-    client = mlflow.MlflowClient(tracking_uri=str(root / "mlruns"))
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == len(params["effects"]) * len(params["archs"])
