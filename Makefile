@@ -6,7 +6,7 @@ CORES ?= 2
 PYTHON ?= python3
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install nam-venv run test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,19 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	snakemake --cores $(CORES)
 
-test: install
+# neural-amp-modeler's own loader checks deepfx's .nam export (tests/export/test_nam.py). It gets
+# a venv of its own (its pins, e.g. pytorch_lightning and transformers, are none of deepfx's
+# business), with the CPU torch installed first for the same reason as above.
+NAM_VENV ?= .venv-nam
+$(NAM_VENV)/.installed:
+	$(PYTHON) -m venv $(NAM_VENV)
+	$(NAM_VENV)/bin/pip install --quiet torch==2.13.0
+	$(NAM_VENV)/bin/pip install --quiet neural-amp-modeler==0.13.0
+	touch $@
+
+nam-venv: $(NAM_VENV)/.installed
+
+test: install nam-venv
 	pytest
 
 test-fast: install

@@ -10,15 +10,18 @@ import pytest
 from PIL import Image
 
 from deepfx import SAMPLE_RATE
-from deepfx.audio import write_audio
+from deepfx.audio import read_audio, write_audio
 from deepfx.errors import DeepfxError
 from deepfx.plots import (
     CLEAN_COLOUR,
     EFFECT_COLOUR,
+    EXCERPTS,
+    FIGURES,
     MODEL_COLOUR,
     loudest_start,
     make_plots,
     plot_amplitude,
+    plot_error_spectrum,
     plot_losses,
     plot_melspec,
 )
@@ -91,37 +94,72 @@ def data_lines(fig) -> list:
     return [line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]
 
 
-def test_make_plots_writes_three_valid_pngs(layout):
+def test_make_plots_writes_four_valid_pngs_and_the_excerpt(layout):
     paths = run(layout)
     out = layout["out"]
-    assert paths == [out / "melspec.png", out / "amplitude.png", out / "loss.png"]
+    assert paths == [out / name for name in FIGURES] + [out / name for name in EXCERPTS.values()]
+    assert [p.name for p in paths[:4]] == [
+        "melspec.png", "error_spectrum.png", "amplitude.png", "loss.png"]
     assert_png(paths[0], (1000, 350))
-    assert_png(paths[1], (700, 350))
-    assert_png(paths[2], (500, 300))
-    files = {p.name for p in out.iterdir() if p.is_file()}
-    assert files == {p.name for p in paths}  # no temp files left
+    assert_png(paths[1], (1000, 350))
+    assert_png(paths[2], (700, 350))
+    assert_png(paths[3], (700, 350))
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert files == {p.relative_to(out).as_posix() for p in paths} | {
+        f"predictions/{n}" for n in ("a.wav", "b.wav")}  # no temp files left
 
 
-def test_make_plots_uses_the_first_test_file_only(layout):
-    (layout["predictions"] / "b.wav").unlink()  # only a.wav (first by name) is needed
-    assert all(p.is_file() for p in run(layout))
+def test_excerpt_wavs_are_the_first_test_files_opening_seconds(layout):
+    run(layout)
+    n = int(PARAMS["evaluate"]["excerpt_seconds"] * SR)
+    for key, folder in (("clean", "clean"), ("effect", "processed"), ("model", "predictions")):
+        excerpt = read_audio(layout["out"] / EXCERPTS[key], SR)
+        np.testing.assert_array_equal(excerpt, read_audio(layout[folder] / "a.wav", SR)[:n])
 
 
 @pytest.mark.parametrize("missing", ["predictions", "processed", "history"])
 def test_missing_input_raises_and_writes_nothing(layout, missing):
-    target = layout[missing] if missing == "history" else layout[missing] / "a.wav"
+    target = layout[missing] if missing == "history" else layout[missing] / "b.wav"
     target.unlink()
     with pytest.raises(DeepfxError, match=str(target)):
         run(layout)
     assert not list(layout["out"].glob("*.png"))
     assert not list(layout["out"].glob(".*"))
+    assert not (layout["out"] / "excerpt").exists()
+
+
+def test_prediction_of_another_length_is_rejected(layout):
+    write_audio(layout["predictions"] / "b.wav", tone(1.0, 330.0), SR)
+    with pytest.raises(DeepfxError, match=r"predictions/b.wav: 44100 samples, but"):
+        run(layout)
+    assert not list(layout["out"].glob("*.png"))
 
 
 def test_no_clean_test_files_raises(layout):
     for path in layout["clean"].iterdir():
         path.unlink()
-    with pytest.raises(DeepfxError, match="no test .wav files"):
+    with pytest.raises(DeepfxError, match="no .wav files in the test split"):
         run(layout)
+
+
+def test_error_spectrum_shows_where_the_model_misses(tmp_path):
+    t = np.arange(SR) / SR
+    low, high = 0.5 * np.sin(2 * np.pi * 200 * t), 0.1 * np.sin(2 * np.pi * 4000 * t)
+    target = (low + high).astype(np.float32)
+    model = low.astype(np.float32)  # misses the 4 kHz part only
+    clean = np.zeros_like(target)  # doing nothing misses everything
+    fig = plot_error_spectrum([(clean, target, model)], SR, tmp_path / "err.png", title="t")
+    top, bottom = fig.axes
+    assert [line.get_color() for line in data_lines(fig)] == [EFFECT_COLOUR, CLEAN_COLOUR, MODEL_COLOUR]
+    clean_esr, model_esr = [line for line in bottom.get_lines() if not line.get_label().startswith("_")]
+    assert clean_esr.get_color() == CLEAN_COLOUR and model_esr.get_color() == MODEL_COLOUR
+    centres, ratio = model_esr.get_xdata(), model_esr.get_ydata()
+    assert ratio[np.argmin(abs(centres - 4000))] == pytest.approx(0.0, abs=0.5)  # missed: 0 dB
+    assert ratio[np.argmin(abs(centres - 200))] < -60  # got right: far below the signal
+    np.testing.assert_allclose(clean_esr.get_ydata(), 0.0, atol=1e-6)  # silence misses all
+    assert bottom.get_xscale() == "log" and bottom.get_xlim()[1] == SR / 2
+    assert "Hz" in bottom.get_xlabel() and "dB" in bottom.get_ylabel() and "dB" in top.get_ylabel()
+    assert_png(tmp_path / "err.png", (1000, 350))
 
 
 def test_amplitude_overlay_has_n_samples_per_curve_in_fixed_colours(tmp_path):
@@ -132,7 +170,7 @@ def test_amplitude_overlay_has_n_samples_per_curve_in_fixed_colours(tmp_path):
                          title="t", start=1000)
     lines = data_lines(fig)
     assert [line.get_color() for line in lines] == [CLEAN_COLOUR, EFFECT_COLOUR, MODEL_COLOUR]
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         line.get_label() for line in lines]
     for line, signal in zip(lines, (clean, effect, model)):
         assert len(line.get_xdata()) == len(line.get_ydata()) == 300

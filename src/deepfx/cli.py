@@ -17,6 +17,8 @@ from typing import Any
 from deepfx import __version__
 from deepfx.config import load_params
 from deepfx.errors import DeepfxError
+from deepfx.export import FORMATS
+from deepfx.export.nam import GEAR_TYPES
 
 __all__ = ["main"]
 
@@ -103,6 +105,44 @@ def cmd_report(params: dict[str, Any], args: argparse.Namespace) -> None:
     log.info("wrote %s", args.reports / "index.html")
 
 
+def cmd_abx(params: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.action == "summary":
+        from deepfx.abx.results import read_results
+        from deepfx.abx.stats import format_summary, summarise
+
+        rows, unreadable = read_results(args.results)
+        print(format_summary(summarise(rows)))
+        if unreadable:
+            log.warning("%s: %d unreadable line(s) left out", args.results, unreadable)
+        return
+    from deepfx.abx.server import create_app, serve
+
+    app = create_app(params, args.results, args.effect, args.arch, args.clean,
+                     args.processed, args.reports, args.listener)
+    serve(app, args.port)
+
+
+def cmd_apply(params: dict[str, Any], args: argparse.Namespace) -> None:
+    import torch
+
+    from deepfx.apply import apply_file
+
+    if args.threads < 1:
+        raise DeepfxError(f"--threads: expected a positive number of threads, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # decaying tails in denormal floats slow inference several-fold
+    options = {} if args.block_samples is None else {"block_samples": args.block_samples}
+    done = apply_file(args.model, args.input, args.output, resample=not args.no_resample, **options)
+    log.info("wrote %s (%.1f s, %d channel(s))", args.output, done["seconds"], done["channels"])
+
+
+def cmd_export(params: dict[str, Any], args: argparse.Namespace) -> None:
+    from deepfx.export import export_model
+
+    out = export_model(args.model, args.format, args.out, name=args.name, gear_type=args.gear_type)
+    log.info("wrote %s", out)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepfx", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"deepfx {__version__}")
@@ -141,6 +181,36 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--history", type=Path, help="loss history (default: models/EFFECT/ARCH/history.csv)")
     p = stage("report", cmd_report, "write reports/index.html and reports/metrics.csv")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder")
+    p = stage("abx", cmd_abx, "blind ABX listening test of the models in the browser")
+    p.add_argument("action", choices=["serve", "summary"],
+                   help="serve: start the test page on 127.0.0.1; summary: print the results")
+    p.add_argument("--results", type=Path, default=Path("reports/abx/results.csv"),
+                   help="answers file, only ever appended to (default: reports/abx/results.csv)")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--effect", action="append", help="test this effect only (repeatable; default: all)")
+    p.add_argument("--arch", action="append", help="test this arch only (repeatable; default: all)")
+    p.add_argument("--listener", default="", help="your name, stored with each answer")
+    p.add_argument("--processed", type=Path, default=Path("data/processed"), help="effects' data folder")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (model predictions)")
+    p = sub.add_parser("apply", help="run a trained model over an audio file (no params.yaml needed)",
+                       description="Run a trained model over a wav/flac/mp3/ogg file of any length, "
+                       "block by block; resamples to the model's rate and back, channels independently.")
+    p.set_defaults(func=cmd_apply)
+    p.add_argument("model", type=Path, help="trained model file (models/EFFECT/ARCH/model.pt)")
+    p.add_argument("input", type=Path, help="audio file to process")
+    p.add_argument("output", type=Path, help="output audio file (written atomically; never the input)")
+    p.add_argument("--block-samples", type=int, help="samples read per step (default 8192; memory only)")
+    p.add_argument("--no-resample", action="store_true", help="refuse input at another rate than the model's")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest for block-wise work)")
+    p = sub.add_parser("export", help="export a trained model as ONNX or .nam (no params.yaml needed)",
+                       description="Export a trained model: onnx (any architecture, checked in onnxruntime) "
+                       "or nam (Neural Amp Modeler; tcn only).")
+    p.set_defaults(func=cmd_export)
+    p.add_argument("model", type=Path, help="trained model file (models/EFFECT/ARCH/model.pt)")
+    p.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    p.add_argument("--out", type=Path, help="output file (default: MODEL with the format's ending)")
+    p.add_argument("--name", help=".nam metadata: model name (default: EFFECT (ARCH))")
+    p.add_argument("--gear-type", default="pedal", choices=GEAR_TYPES, help=".nam metadata: NAM gear type")
     return parser
 
 
@@ -155,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate" and args.out is None:
         args.out = args.clean
     try:
-        params = load_params(args.params)
+        params = {} if args.command in ("apply", "export") else load_params(args.params)
         args.func(params, args)
     except DeepfxError as exc:
         log.error("error: %s", exc)

@@ -18,6 +18,12 @@ def stage_params(stage):
     return lambda wildcards: param_values(config, stage, wildcards)
 
 
+def stage_resources(stage):
+    """Rule resources from params.yaml ``resources.<stage>``: memory (MB) and time limit (min)."""
+    spec = config["resources"][stage]
+    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime_min"]}
+
+
 def finished_stages(jobs):
     """The dvc.yaml stage names of a finished run's jobs."""
     return [dvc_stage_name(job.rule.name, job.wildcards_dict) for job in jobs if job.rule.name != "all"]

@@ -8,6 +8,8 @@ rule evaluate:
         predictions=directory("reports/effects/{effect}/{arch}/predictions"),
     params:
         stage_params("evaluate"),
+    resources:
+        **stage_resources("evaluate"),
     log:
         "logs/evaluate/{effect}/{arch}.log",
     shell:

@@ -5,6 +5,8 @@ rule generate:
         directory("data/clean"),
     params:
         stage_params("generate"),
+    resources:
+        **stage_resources("generate"),
     log:
         "logs/generate.log",
     shell:

@@ -7,9 +7,13 @@ rule plots:
     output:
         melspec="reports/effects/{effect}/{arch}/melspec.png",
         amplitude="reports/effects/{effect}/{arch}/amplitude.png",
+        error_spectrum="reports/effects/{effect}/{arch}/error_spectrum.png",
         loss="reports/effects/{effect}/{arch}/loss.png",
+        excerpt=multiext("reports/effects/{effect}/{arch}/excerpt/", "clean.wav", "effect.wav", "model.wav"),
     params:
         stage_params("plots"),
+    resources:
+        **stage_resources("plots"),
     log:
         "logs/plots/{effect}/{arch}.log",
     shell:

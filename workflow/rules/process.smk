@@ -5,6 +5,8 @@ rule process:
         directory("data/processed/{effect}"),
     params:
         stage_params("process"),
+    resources:
+        **stage_resources("process"),
     log:
         "logs/process/{effect}.log",
     shell:

@@ -5,13 +5,21 @@ rule report:
             "reports/effects/{effect}/{arch}/{figure}.png",
             effect=EFFECTS,
             arch=ARCHS,
-            figure=["melspec", "amplitude", "loss"],
+            figure=["melspec", "amplitude", "error_spectrum", "loss"],
+        ),
+        excerpts=expand(
+            "reports/effects/{effect}/{arch}/excerpt/{signal}.wav",
+            effect=EFFECTS,
+            arch=ARCHS,
+            signal=["clean", "effect", "model"],
         ),
     output:
         html="reports/index.html",
         csv="reports/metrics.csv",
     params:
         stage_params("report"),
+    resources:
+        **stage_resources("report"),
     log:
         "logs/report.log",
     shell:

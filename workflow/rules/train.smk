@@ -8,6 +8,9 @@ rule train:
     params:
         stage_params("train"),
     threads: config["train"]["threads"]
+    resources:
+        **stage_resources("train"),
+        gpu=int(config["train"]["device"] == "cuda"),
     log:
         "logs/train/{effect}/{arch}.log",
     shell:
