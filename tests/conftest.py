@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: deepfx, snakemake, dvc
 TINY_PARAMS = ROOT / ".test" / "params.yaml"
 
+#: Fixtures of a trained-looking run and of the shared headless Chromium (report and ABX tests).
+pytest_plugins = ["report_fixtures"]
+
 
 def tiny_params() -> dict:
     """The tiny test configuration as a dict (a fresh copy each call)."""

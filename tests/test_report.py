@@ -22,7 +22,6 @@ from deepfx.plots import EXCERPTS, FIGURES
 from deepfx.report import COLUMNS, build_report, heat_colour
 
 from conftest import Project
-from report_fixtures import fake_report, fake_run  # noqa: F401 - fixtures
 
 METRICS = [
     {"effect": "low_pass", "arch": "tcn", "esr": 0.3, "esr_clean": 0.2, "mrstft": 2.5,

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from report_fixtures import chromium, fake_report, fake_run, page  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 

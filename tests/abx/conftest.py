@@ -10,8 +10,6 @@ import pytest
 
 from deepfx.abx.server import AbxApp, AbxServer, create_app
 
-from report_fixtures import chromium, fake_run, page  # noqa: F401 - fixtures
-
 
 @pytest.fixture
 def results_path(tmp_path: Path) -> Path:
