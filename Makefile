@@ -42,6 +42,7 @@ test-fast: install
 
 bench: install
 	python bench/throughput.py
+	python bench/inference.py
 
 clean:
 	rm -rf data/clean data/processed models reports/effects reports/index.html reports/metrics.csv logs .snakemake mlruns mlflow.db mlartifacts
