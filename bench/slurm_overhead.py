@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -45,13 +46,18 @@ def fresh_project(dest: Path, params: Path) -> Path:
 
 
 def timed_run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Wall seconds of ``cmd`` and its stderr (Snakemake's log); fails loudly."""
+    """Wall seconds of ``cmd`` and its output (Snakemake's log); fails loudly."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     took = time.perf_counter() - start
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stderr[-3000:]}")
-    return took, proc.stderr
+        sys.exit(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}")
+    return took, proc.stdout
+
+
+def finished_jobs(log: str) -> int:
+    """Jobs Snakemake reports finished, its target rule ``all`` aside."""
+    return len(re.findall(r"Finished jobid: \d+ \(Rule: (?!all\))", log))
 
 
 def main() -> None:
@@ -68,7 +74,7 @@ def main() -> None:
         work = Path(tmp)
         local = fresh_project(work / "local", args.params)
         local_s, log = timed_run(["snakemake", "--cores", str(cores)], local, env)
-        jobs = log.count("\nrule ") + log.startswith("rule ")
+        jobs = finished_jobs(log)
         cluster = work / "slurm"
         subprocess.run([str(SCRIPT), "start", str(cluster)], check=True, stdout=subprocess.DEVNULL)
         try:
@@ -82,7 +88,7 @@ def main() -> None:
                 ]
                 took, log = timed_run(cmd, project, env)
                 submitted = log.count("has been submitted with SLURM jobid")
-                assert submitted == jobs, f"{submitted} SLURM jobs, {jobs} local jobs"
+                assert submitted == finished_jobs(log) == jobs, f"{submitted} SLURM jobs, {jobs} local jobs"
                 slurm[str(seconds)] = {
                     "wall_s": took,
                     "ratio_to_local": took / local_s,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 from deepfx.atomic import atomic_file
@@ -50,10 +51,14 @@ def read_audio(path: str | os.PathLike, sample_rate: int, mono: bool = True) -> 
 
 
 def write_audio(path: str | os.PathLike, x: np.ndarray, sample_rate: int) -> None:
-    """Write float32 ``x`` ((samples,) or (channels, samples)) as a 32-bit float wav, atomically."""
+    """Write float32 ``x`` ((samples,) or (channels, samples)) as a 32-bit float wav, atomically.
+
+    scipy writes no PEAK chunk (libsndfile's holds the time of writing), so the same samples
+    always give the same bytes, and the same DVC hash.
+    """
     x = np.asarray(x, dtype=np.float32)
     with atomic_file(path) as tmp:
-        sf.write(tmp, x.T if x.ndim == 2 else x, sample_rate, subtype="FLOAT", format="WAV")
+        wavfile.write(tmp, sample_rate, x.T if x.ndim == 2 else x)
 
 
 def list_audio(folder: str | os.PathLike, suffixes: tuple[str, ...] = (".wav",)) -> list[Path]:

@@ -14,6 +14,8 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,6 @@ import pytest
 from conftest import ROOT, Project, snakemake_jobs
 from test_determinism import assert_same_results
 from test_tracking_parallel import assert_runs_complete
-
-pytestmark = pytest.mark.slow
 
 SCRIPT = ROOT / "workflow" / "scripts" / "slurm.sh"
 TIMEOUT_S = 1500  # the whole SLURM run; a hang fails the test instead of blocking CI
@@ -51,11 +51,14 @@ def slurm(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def slurm_jobs(project: Project) -> dict[str, dict[str, str]]:
     """Every job the cluster knows, by the executor's job comment (``rule_train_wildcards_…``)."""
-    out = project.run("squeue", "--noheader", "--states=all", "--format=%i|%k|%T|%C|%m|%l").stdout
+    out = project.run("squeue", "--noheader", "--states=all", "--format=%i|%k|%T|%C|%m|%l|%S|%e").stdout
     jobs = {}
     for line in out.splitlines():
-        job_id, comment, state, cpus, memory, limit = line.split("|")
-        jobs[comment] = {"id": job_id, "state": state, "cpus": cpus, "memory": memory, "time_limit": limit}
+        job_id, comment, state, cpus, memory, limit, start, end = line.split("|")
+        jobs[comment] = {
+            "id": job_id, "state": state, "cpus": cpus, "memory": memory, "time_limit": limit,
+            "start": datetime.fromisoformat(start), "end": datetime.fromisoformat(end),
+        }
     return jobs
 
 
@@ -65,6 +68,40 @@ def job_comment(job: dict) -> str:
     return f"rule_{job['rule']}" + (f"_wildcards_{values}" if values else "")
 
 
+def planned_resources(project: Project) -> list[tuple[str, int, dict[str, str]]]:
+    """(rule, threads, resources) of every job of a forced dry run (the target ``all`` aside)."""
+    out = project.run("snakemake", "--dry-run", "--forceall", "--cores", "8").stdout
+    jobs = []
+    for block in re.split(r"\n(?=rule \w+:)", out):
+        head = re.match(r"rule (\w+):", block)
+        if head and head.group(1) != "all":
+            threads = re.search(r"^    threads: (\d+)$", block, re.M)
+            line = re.search(r"^    resources: (.*)$", block, re.M).group(1)
+            jobs.append((head.group(1), int(threads.group(1)) if threads else 1, dict(kv.split("=", 1) for kv in line.split(", "))))
+    return jobs
+
+
+def test_jobs_ask_for_what_params_yaml_says(project: Project) -> None:
+    """CPUs, memory, time and a GPU per rule come from params.yaml; the SLURM plugin turns them
+    into sbatch --cpus-per-task, --mem, -t and --gpus."""
+    params = project.params
+    params["train"].update(device="cuda", threads=3)
+    params["resources"]["train"] = {"mem_mb": 4321, "runtime_min": 77}
+    params["resources"]["plots"] = {"mem_mb": 1234, "runtime_min": 3}
+    project.params = params
+    jobs = planned_resources(project)
+    assert len(jobs) == 16
+    for rule, threads, resources in jobs:
+        wanted = params["resources"][rule]
+        assert (resources["mem_mb"], resources["runtime"]) == (str(wanted["mem_mb"]), str(wanted["runtime_min"])), rule
+        assert threads == (3 if rule == "train" else 1), rule
+        assert resources.get("gpu", "0") == ("1" if rule == "train" else "0"), rule
+    params["train"]["device"] = "auto"  # auto takes a GPU only when the node has one: none is asked for
+    project.params = params
+    assert {resources["gpu"] for rule, _, resources in planned_resources(project) if rule == "train"} == {"0"}
+
+
+@pytest.mark.slow
 def test_tiny_pipeline_runs_as_slurm_jobs_like_a_local_run(project: Project, slurm: dict, tmp_path: Path) -> None:
     local = Project(shutil.copytree(project.path, tmp_path / "local", symlinks=True))
     planned = snakemake_jobs(project)
@@ -90,8 +127,10 @@ def test_tiny_pipeline_runs_as_slurm_jobs_like_a_local_run(project: Project, slu
         assert job["time_limit"] == f"{wanted['runtime_min']}:00", comment  # tiny limits are < 1 h
         assert job["cpus"] == str(params["train"]["threads"] if stage == "train" else 1), comment
 
-    # The submitting process recorded the jobs in dvc.lock; the training jobs, running side by
-    # side on the node, each logged a complete MLflow run to the one SQLite store.
+    # The submitting process recorded the jobs in dvc.lock; the training jobs, some running at
+    # the same time on the node, each logged a complete MLflow run to the one SQLite store.
+    trains = [job for comment, job in jobs.items() if comment.startswith("rule_train_")]
+    assert any(a["start"] < b["end"] and b["start"] < a["end"] for a, b in combinations(trains, 2))
     assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
     models = [project.path / "models" / e / a / "model.pt" for e in params["effects"] for a in params["archs"]]
     assert_runs_complete(f"sqlite:///{project.path / 'mlflow.db'}", params, models)

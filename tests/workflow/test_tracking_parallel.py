@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -42,7 +43,9 @@ def assert_runs_complete(uri: str, params: dict, models: list[Path]) -> None:
             assert [m.step for m in client.get_metric_history(run_id, name)] == epochs, (run_id, name)
         assert {"best_valid_loss", "n_params", "epochs"} <= run.data.metrics.keys()
         assert [a.path for a in client.list_artifacts(run_id)] == ["model.pt"]
-        artifacts.append(Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model.pt", tracking_uri=uri)).read_bytes())
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model.pt", tracking_uri=uri, dst_path=tmp)
+            artifacts.append(Path(local).read_bytes())
     # model.pt holds its training time, so every job's file is unique: a one-to-one match
     assert sorted(artifacts) == sorted(m.read_bytes() for m in models)
 
