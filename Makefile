@@ -1,12 +1,13 @@
 # deepfx — `make run` installs everything into .venv and runs the pipeline on params.yaml;
-# `make test` runs the test suite (slow end-to-end tests included; `make test-fast` skips them).
+# `make test` runs the test suite but the slow end-to-end runs; `make test-slow` runs those
+# (real Snakemake/DVC/SLURM pipelines, ~25 min on 2 cores). CI runs both.
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 PYTHON ?= python3
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install nam-venv run test test-fast bench clean
+.PHONY: install nam-venv run test test-slow bench clean
 
 install: $(VENV)/.installed
 
@@ -35,10 +36,10 @@ $(NAM_VENV)/.installed:
 nam-venv: $(NAM_VENV)/.installed
 
 test: install nam-venv
-	pytest
-
-test-fast: install
 	pytest -m "not slow"
+
+test-slow: install
+	pytest -m slow
 
 bench: install
 	python bench/throughput.py
