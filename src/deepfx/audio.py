@@ -13,7 +13,7 @@ from scipy.signal import resample_poly
 from deepfx.atomic import atomic_file
 from deepfx.errors import DeepfxError
 
-__all__ = ["AUDIO_SUFFIXES", "read_audio", "resample", "write_audio", "list_audio"]
+__all__ = ["AUDIO_SUFFIXES", "list_audio", "read_audio", "read_window", "resample", "write_audio"]
 
 #: File endings accepted as user audio (``data/training_audio``, ``deepfx apply``).
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -48,6 +48,13 @@ def read_audio(path: str | os.PathLike, sample_rate: int, mono: bool = True) -> 
     if mono:
         x = x.mean(axis=0)
     return np.ascontiguousarray(resample(x, rate, sample_rate), dtype=np.float32)
+
+
+def read_window(path: str | os.PathLike, start: int, stop: int) -> np.ndarray:
+    """Samples ``start`` … ``stop``-1 of ``path`` as a float32 mono mix, read without loading the
+    rest of the file; zeros stand in for negative indices."""
+    data, _ = sf.read(path, start=max(start, 0), stop=stop, dtype="float32", always_2d=True)
+    return np.pad(data.mean(axis=1), (max(-start, 0), 0))
 
 
 def write_audio(path: str | os.PathLike, x: np.ndarray, sample_rate: int) -> None:

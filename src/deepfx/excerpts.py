@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from deepfx.audio import list_audio
+from deepfx.audio import list_audio, read_window
 from deepfx.errors import DeepfxError
 
 __all__ = ["Pair", "ExcerptSampler", "paired_files"]
@@ -64,12 +64,6 @@ def paired_files(clean_dir: Path, processed_dir: Path, split: str, sample_rate: 
     return pairs
 
 
-def _read_window(path: Path, start: int, stop: int) -> np.ndarray:
-    """Samples start … stop-1 of ``path`` (mono mix); zeros stand in for negative indices."""
-    data, _ = sf.read(path, start=max(start, 0), stop=stop, dtype="float32", always_2d=True)
-    return np.pad(data.mean(axis=1), (max(-start, 0), 0))
-
-
 class ExcerptSampler:
     """Random aligned excerpts of the pairs, read from disk window by window.
 
@@ -106,8 +100,8 @@ class ExcerptSampler:
                 pair = self.pairs[i]
                 start = int(rng.integers(self.starts[i]))
                 window = (start - self.context, start + self.excerpt_samples)
-                clean.append(_read_window(pair.clean, *window))
-                processed.append(_read_window(pair.processed, *window))
+                clean.append(read_window(pair.clean, *window))
+                processed.append(read_window(pair.processed, *window))
             yield (
                 torch.from_numpy(np.stack(clean)[:, None]),
                 torch.from_numpy(np.stack(processed)[:, None]),

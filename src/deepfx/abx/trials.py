@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from deepfx.abx.loudness import fade, match_loudness, wav_bytes
-from deepfx.audio import read_audio
+from deepfx.audio import read_audio, read_window
 from deepfx.errors import DeepfxError
 from deepfx.excerpts import paired_files
 
@@ -164,13 +164,6 @@ def plan_trials(
     ]
 
 
-def _read_window(path: Path, window: Window) -> np.ndarray:
-    """The window's samples of ``path`` (mono mix, float32)."""
-    data, _ = sf.read(path, start=window.start, stop=window.start + window.samples,
-                      dtype="float32", always_2d=True)
-    return data.mean(axis=1)
-
-
 def render_trial(
     trial: Trial, sample_rate: int, loudness_db: float, rng: np.random.Generator
 ) -> dict[str, bytes]:
@@ -180,10 +173,11 @@ def render_trial(
     one clip-safe gain, faded in and out over 10 ms and dithered independently.
     """
     source, window = trial.source, trial.window
+    span = (window.start, window.start + window.samples)
     raw = {
-        "clean": _read_window(source.clean / window.file, window),
-        "effect": _read_window(source.processed / window.file, window),
-        "model": _read_window(source.predictions / window.file, window),
+        "clean": read_window(source.clean / window.file, *span),
+        "effect": read_window(source.processed / window.file, *span),
+        "model": read_window(source.predictions / window.file, *span),
     }
     matched = match_loudness(raw, sample_rate, loudness_db)
     signals = {"a": matched["clean"], "b": matched["effect"], "x": matched[trial.x_is]}

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from deepfx.audio import read_audio, write_audio
+from deepfx.effects.staging import collect_output, stage_input
 from deepfx.errors import DeepfxError
 
-__all__ = ["LEAD_IN_SECONDS", "Port", "collect_output", "plugin_ports", "process", "stage_input"]
+__all__ = ["LEAD_IN_SECONDS", "Port", "plugin_ports", "process"]
 
 LV2_CORE = "http://lv2plug.in/ns/lv2core#"
 #: Silence run through the plugin before each file so its control smoothing settles (s).
@@ -154,25 +154,6 @@ def _control_arguments(controls: Any, ports: list[Port], name: str) -> list[str]
             )
         arguments += ["-c", symbol, repr(float(value))]
     return arguments
-
-
-def stage_input(src: Path, dst: Path, sample_rate: int, lead_in: int = 0) -> int:
-    """Copy ``src`` as a mono float32 wav at ``sample_rate`` Hz to ``dst``, after ``lead_in``
-    samples of silence; returns the length of ``src`` (samples)."""
-    x = read_audio(src, sample_rate)
-    write_audio(dst, np.pad(x, (lead_in, 0)), sample_rate)
-    return len(x)
-
-
-def collect_output(src: Path, dst: Path, n_samples: int, sample_rate: int, where: str,
-                   lead_in: int = 0) -> None:
-    """Read an external tool's output ``src`` (any format, rate or channel count) and write it
-    to ``dst`` as a mono float32 wav without its first ``lead_in`` samples, trimmed or
-    zero-padded to ``n_samples``."""
-    y = read_audio(src, sample_rate)[lead_in : lead_in + n_samples]
-    if not np.isfinite(y).all():
-        raise DeepfxError(f"{where}: the effect produced NaN or infinite samples ({src})")
-    write_audio(dst, np.pad(y, (0, n_samples - len(y))), sample_rate)
 
 
 def process(in_paths: Sequence[Path], out_paths: Sequence[Path], spec: Mapping[str, Any],

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deepfx.effects.lv2 import collect_output, stage_input
+from deepfx.effects.staging import collect_output, stage_input
 from deepfx.errors import DeepfxError
 
 __all__ = ["batch_file_list", "process"]
