@@ -27,6 +27,7 @@ from deepfx.generate import generate_dataset
 from deepfx.losses import esr, mrstft
 from deepfx.plots import make_plots
 from deepfx.report import build_report
+from deepfx.pipeline import models_of, trained_models
 
 from conftest import tiny_params
 
@@ -38,7 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 #: Each arch's fake prediction: (share of the effect's output, the rest clean input; gain).
-BLEND = {"cnn": (0.6, 1.6), "tcn": (0.95, 1.0)}
+BLEND = {"cnn": (0.6, 1.6), "tcn": (0.95, 1.0), "fir": (0.97, 1.0)}
 HISTORY = "epoch,train_loss,valid_loss,seconds\n1,0.9,0.8,2.0\n2,0.4,0.45,2.1\n3,0.2,0.3,2.0\n"
 
 _SHARED: dict[str, object] = {}  # run, report, browser: made once per test session
@@ -65,9 +66,9 @@ def _fake_evaluation(root: Path, params: dict, effect: str, arch: str) -> None:
         "effect": effect, "arch": arch, **scores,
         "closer_than_clean": scores["esr"] < scores["esr_clean"],
         "closer_on_every_file": all(f["esr"] < f["esr_clean"] for f in files),
-        "n_params": {"cnn": 12345, "tcn": 5201}[arch], "receptive_field": 64,
-        "train_seconds": {"cnn": 81.25, "tcn": 123.5}[arch],
-        "inference_rtf": {"cnn": 0.0125, "tcn": 0.004}[arch], "files": files,
+        "n_params": {"cnn": 12345, "tcn": 5201, "fir": 128}[arch], "receptive_field": 64,
+        "train_seconds": {"cnn": 81.25, "tcn": 123.5, "fir": 3.5}[arch],
+        "inference_rtf": {"cnn": 0.0125, "tcn": 0.004, "fir": 0.001}[arch], "files": files,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     history = root / "models" / effect / arch / "history.csv"
@@ -85,7 +86,7 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         for effect, spec in params["effects"].items():
             process_dataset(effect, spec, root / "data/clean", root / "data/processed" / effect,
                             params["sample_rate"])
-            for arch in params["archs"]:
+            for arch in models_of(params, effect):
                 _fake_evaluation(root, params, effect, arch)
         _SHARED["run"] = (root, params)
     return _SHARED["run"]
@@ -96,13 +97,12 @@ def fake_report(fake_run: tuple[Path, dict]) -> tuple[Path, dict]:
     """``fake_run`` with every effect × arch's figures and excerpts, and reports/index.html."""
     root, params = fake_run
     if "report" not in _SHARED:
-        for effect in params["effects"]:
-            for arch in params["archs"]:
-                make_plots(effect, arch, params, root / "data/clean",
-                           root / "data/processed" / effect,
-                           root / "reports/effects" / effect / arch / "predictions",
-                           root / "models" / effect / arch / "history.csv",
-                           root / "reports/effects" / effect / arch)
+        for effect, arch in trained_models(params):
+            make_plots(effect, arch, params, root / "data/clean",
+                       root / "data/processed" / effect,
+                       root / "reports/effects" / effect / arch / "predictions",
+                       root / "models" / effect / arch / "history.csv",
+                       root / "reports/effects" / effect / arch)
         build_report(sorted((root / "reports/effects").glob("*/*/metrics.json")), root / "reports")
         _SHARED["report"] = True
     return root, params

@@ -37,13 +37,20 @@ def test_every_schema_key_is_documented() -> None:
 
     walk(SCHEMA, "params")
     walk(SCHEMA["$defs"]["effect"], "effects.<name>")
+    walk(SCHEMA["$defs"]["model"], "effects.<name>.model")
+    walk(SCHEMA["$defs"]["train_overrides"], "effects.<name>.model.train")
 
 
 BAD = [
     (lambda p: p["effects"]["distortion"].update(backend="vst4"), "effects.distortion.backend: 'vst4' is not one of"),
     (lambda p: p["train"].update(epochz=3), "train: Additional properties are not allowed ('epochz' was unexpected)"),
     (lambda p: p["effects"]["low_pass"].pop("chain"), "effects.low_pass: 'chain' is a required property"),
-    (lambda p: p.update(archs=["rnn"]), "archs[0]: 'rnn' is not one of"),
+    (lambda p: p.update(archs=["gru"]), "archs[0]: 'gru' is not one of"),
+    (lambda p: p["effects"]["low_pass"].pop("model"), "effects.low_pass: 'model' is a required property"),
+    (lambda p: p["effects"]["low_pass"]["model"].update(arch="fft"), "effects.low_pass.model.arch: 'fft' is not one of"),
+    (lambda p: p["effects"]["low_pass"]["model"].update(train={"lr": 1}), "effects.low_pass.model.train: Additional properties"),
+    (lambda p: p["models"].pop("cnn"), "models.cnn: missing; the baseline 'cnn' (archs) needs"),
+    (lambda p: p["effects"]["low_pass"]["model"].update(arch="cnn"), "effects.low_pass.model.arch: 'cnn' is already trained for every effect"),
     (lambda p: p["train"].update(epochs=0), "train.epochs: 0 is less than the minimum of 1"),
     (lambda p: p["effects"].update({"Bad Name": {"backend": "lv2", "uri": "x"}}), "effects: 'Bad Name' does not match"),
     (lambda p: p["effects"]["distortion"].update(backend="lv2"), "effects.distortion: 'uri' is a required property"),
@@ -80,7 +87,10 @@ def test_cli_names_unknown_effect_and_arch(tmp_path: Path, monkeypatch, capsys) 
         "deepfx: error: effects: no effect named 'flanger' in params.yaml (known: distortion, low_pass)"
     )
     assert main(["train", "--effect", "distortion", "--arch", "gru"]) == 2
-    assert "archs: 'gru' is not listed in params.yaml (listed: cnn, tcn)" in capsys.readouterr().err
+    assert (
+        "archs: distortion trains cnn, tcn (archs and effects.distortion.model), not 'gru'"
+        in capsys.readouterr().err
+    )
     assert not Path("data").exists() and not Path("models").exists()
 
 

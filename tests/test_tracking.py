@@ -39,7 +39,7 @@ def test_plain_folder_becomes_absolute_and_uris_pass_through(tmp_path, monkeypat
 def test_run_records_params_tags_epochs_metrics_and_artifact(params, tmp_path, capsys):
     model_file = tmp_path / "model.pt"
     model_file.write_bytes(b"weights")
-    with start_run(params, "distortion", "tcn") as run:
+    with start_run(params, "distortion", "cnn") as run:
         run.log_epoch(1, 0.5, 0.6)
         run.log_epoch(2, 0.25, 0.3)
         run.log_metrics({"best_valid_loss": 0.3})
@@ -48,12 +48,12 @@ def test_run_records_params_tags_epochs_metrics_and_artifact(params, tmp_path, c
 
     client, found = _only_run(tracking_uri(params))
     assert found.info.run_id == run.run_id and found.info.status == "FINISHED"
-    assert found.data.tags["effect"] == "distortion" and found.data.tags["arch"] == "tcn"
+    assert found.data.tags["effect"] == "distortion" and found.data.tags["arch"] == "cnn"
     logged = found.data.params
-    assert logged["effect"] == "distortion" and logged["arch"] == "tcn"
+    assert logged["effect"] == "distortion" and logged["arch"] == "cnn"
     assert logged["effect.chain.0.plugin"] == "Distortion"
     assert logged["effect.chain.0.drive_db"] == "25.0"
-    assert logged["model.dilations"] == str(params["models"]["tcn"]["dilations"])
+    assert logged["model.window"] == str(params["models"]["cnn"]["window"])
     assert logged["train.learning_rate"] == str(params["train"]["learning_rate"])
     history = client.get_metric_history(run.run_id, "valid_loss")
     assert [(m.step, m.value) for m in history] == [(1, 0.6), (2, 0.3)]
@@ -104,7 +104,7 @@ def test_parallel_jobs_can_create_one_fresh_database(params, tmp_path):
             [sys.executable, "-c", script, str(tmp_path / "params.yaml"), arch],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for arch in ("cnn", "tcn", "cnn")
+        for arch in ("cnn", "fir", "cnn")
     ]
     for job in jobs:
         out, err = job.communicate(timeout=120)

@@ -57,9 +57,11 @@ def make_effect_data(root: Path) -> tuple[Path, Path]:
 def tiny_params(tmp_path: Path, **train) -> dict:
     """params.yaml with tiny models, a short training and a throw-away SQLite MLflow store."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["models"] = {
-        "cnn": {"window": 16, "channels": 4, "hidden": 16},
-        "tcn": {"channels": 8, "kernel_size": 3, "dilations": [1, 2, 4, 8], "stacks": 1, "activation": "gated"},
+    params["archs"] = ["cnn"]
+    params["models"] = {"cnn": {"window": 16, "channels": 4, "hidden": 16}}
+    params["effects"]["distortion"]["model"] = {
+        "arch": "tcn", "channels": 8, "kernel_size": 3, "dilations": [1, 2, 4, 8], "stacks": 1,
+        "activation": "gated",
     }
     params["train"].update(
         {
@@ -109,7 +111,7 @@ def test_model_file_holds_weights_and_metadata(trained):
     params, out, summary = trained
     blob = torch.load(out / "model.pt", weights_only=True)
     assert blob["arch"] == "tcn" and blob["effect"] == "distortion"
-    assert blob["config"] == params["models"]["tcn"]
+    assert blob["config"] == {k: v for k, v in params["effects"]["distortion"]["model"].items() if k != "arch"}
     assert blob["sample_rate"] == SR and blob["receptive_field"] == 1 + 2 * 15
     assert blob["n_params"] == sum(v.numel() for v in blob["state_dict"].values()) > 0
     assert blob["epochs"] == 3 and blob["train_seconds"] > 0
@@ -209,7 +211,7 @@ def test_killed_job_resumes_from_the_last_finished_epoch(tmp_path, data):
         (lambda p, c, d: p["train"].update(pre_emphasis=2.0), "train.pre_emphasis: pre_emphasis must be"),
         (lambda p, c, d: p["train"].update(batch_size=0), "train.batch_size: expected an integer >= 1"),
         (lambda p, c, d: p["train"].update(excerpt_samples=10**6), "train.excerpt_samples: 1000000 samples"),
-        (lambda p, c, d: p["models"]["cnn"].pop("hidden"), "models.cnn.hidden: missing"),
+        (lambda p, c, d: p["models"]["cnn"].update(hidden=0), "models.cnn.hidden: expected a positive integer"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, change, message):
@@ -245,12 +247,15 @@ def test_excerpts_are_aligned_seeded_and_zero_padded_at_the_start(tmp_path):
     other = next(sampler.batches(epoch=2, steps=1, batch_size=4))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
     assert not torch.equal(batches[0][0], other[0])
-    for clean, processed in batches:
+    for clean, processed, first in batches:
         assert clean.shape == processed.shape == (4, 1, 1500)
         assert torch.equal(processed, -clean)
+        # ``first`` is the file index of each input's first sample (ramp value (i + 1) / 3000)
+        expected = torch.where(first >= 0, (first + 1).float() / 3000, torch.zeros(4))
+        torch.testing.assert_close(clean[:, 0, 0], expected, atol=1e-6, rtol=0)
         # the target part is real audio; the context before it is audio or zeros (file start)
         assert (clean[..., 500:] > 0).all()
         steps = torch.diff(clean[..., 500:])
         assert torch.allclose(steps, torch.full_like(steps, 1 / 3000), atol=1e-6)
-    starts = [int(round(c[0, 0, 500].item() * 3000)) - 1 for c, _ in batches]
+    starts = [int(round(c[0, 0, 500].item() * 3000)) - 1 for c, _, _ in batches]
     assert min(starts) < 500  # excerpts near the file start occur (their context is zero-padded)

@@ -19,6 +19,7 @@ from deepfx.config import load_params
 from deepfx.errors import DeepfxError
 from deepfx.export import FORMATS
 from deepfx.export.nam import GEAR_TYPES
+from deepfx.pipeline import models_of, trained_models
 
 __all__ = ["main"]
 
@@ -34,9 +35,14 @@ def _effect(params: dict[str, Any], name: str) -> dict[str, Any]:
         raise DeepfxError(f"effects: no effect named {name!r} in params.yaml (known: {known})") from None
 
 
-def _arch(params: dict[str, Any], name: str) -> str:
-    if name not in params["archs"]:
-        raise DeepfxError(f"archs: {name!r} is not listed in params.yaml (listed: {', '.join(params['archs'])})")
+def _arch(params: dict[str, Any], effect: str, name: str) -> str:
+    """``name`` if ``effect`` trains that arch (a baseline or its own model), else a clear error."""
+    listed = models_of(params, effect)
+    if name not in listed:
+        raise DeepfxError(
+            f"archs: {effect} trains {', '.join(listed)} (archs and effects.{effect}.model), "
+            f"not {name!r}"
+        )
     return name
 
 
@@ -61,7 +67,7 @@ def cmd_process(params: dict[str, Any], args: argparse.Namespace) -> None:
 
 def cmd_train(params: dict[str, Any], args: argparse.Namespace) -> None:
     _effect(params, args.effect)
-    out = args.out or Path("models") / args.effect / _arch(params, args.arch)
+    out = args.out or Path("models") / args.effect / _arch(params, args.effect, args.arch)
     from deepfx.train import train_model
 
     processed = args.processed or Path("data/processed") / args.effect
@@ -70,7 +76,7 @@ def cmd_train(params: dict[str, Any], args: argparse.Namespace) -> None:
 
 def cmd_evaluate(params: dict[str, Any], args: argparse.Namespace) -> None:
     _effect(params, args.effect)
-    _arch(params, args.arch)
+    _arch(params, args.effect, args.arch)
     from deepfx.evaluate import evaluate_model
 
     model = args.model or Path("models") / args.effect / args.arch / "model.pt"
@@ -81,7 +87,7 @@ def cmd_evaluate(params: dict[str, Any], args: argparse.Namespace) -> None:
 
 def cmd_plots(params: dict[str, Any], args: argparse.Namespace) -> None:
     _effect(params, args.effect)
-    _arch(params, args.arch)
+    _arch(params, args.effect, args.arch)
     from deepfx.plots import make_plots
 
     out = args.out or Path("reports") / "effects" / args.effect / args.arch
@@ -100,7 +106,7 @@ def cmd_plots(params: dict[str, Any], args: argparse.Namespace) -> None:
 def cmd_report(params: dict[str, Any], args: argparse.Namespace) -> None:
     from deepfx.report import build_report
 
-    metrics = [args.reports / "effects" / e / a / "metrics.json" for e in params["effects"] for a in params["archs"]]
+    metrics = [args.reports / "effects" / e / a / "metrics.json" for e, a in trained_models(params)]
     build_report(metrics, args.reports)
     log.info("wrote %s", args.reports / "index.html")
 
@@ -156,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         if effect:
             p.add_argument("--effect", required=True, help="effect name (a key of params.yaml effects)")
         if arch:
-            p.add_argument("--arch", required=True, help="architecture (one of params.yaml archs)")
+            p.add_argument("--arch", required=True, help="architecture (a baseline in archs or the effect's own model)")
         if name != "report":
             p.add_argument("--clean", type=Path, default=Path("data/clean"), help="clean data folder")
         return p

@@ -58,7 +58,25 @@ def validate_params(params: Mapping[str, Any], source: str = "params.yaml") -> d
     error = jsonschema.exceptions.best_match(_Validator(SCHEMA).iter_errors(checked))
     if error is not None:
         raise DeepfxError(f"{source}: {_where(error)}: {error.message}")
+    _check_models(checked, source)
     return checked
+
+
+def _check_models(params: Mapping[str, Any], source: str) -> None:
+    """Every baseline has its ``models`` entry; no effect's own arch is also a baseline."""
+    for arch in params["archs"]:
+        if arch not in params["models"]:
+            raise DeepfxError(
+                f"{source}: models.{arch}: missing; the baseline {arch!r} (archs) needs its "
+                "hyper-parameters here ({} takes the architecture's defaults)"
+            )
+    for effect, spec in params["effects"].items():
+        arch = spec["model"]["arch"]
+        if arch in params["archs"]:
+            raise DeepfxError(
+                f"{source}: effects.{effect}.model.arch: {arch!r} is already trained for every "
+                "effect as a baseline (archs); choose another arch or drop it from archs"
+            )
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:

@@ -45,7 +45,7 @@ def load_model(path: Path) -> tuple[nn.Module, dict]:
     if missing:
         raise DeepfxError(f"{path}: not a deepfx model file (it lacks {', '.join(missing)})")
     try:
-        model = build_model(blob["arch"], blob["config"])
+        model = build_model(blob["arch"], blob["config"], sample_rate=blob["sample_rate"])
         model.load_state_dict(blob["state_dict"])
     except (DeepfxError, RuntimeError) as exc:
         raise DeepfxError(f"{path}: the stored model does not load ({exc})") from None

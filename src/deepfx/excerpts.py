@@ -90,19 +90,23 @@ class ExcerptSampler:
 
     def batches(
         self, epoch: int, steps: int, batch_size: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``steps`` batches (clean, processed), each (batch_size, 1, context + excerpt_samples)."""
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``steps`` batches (clean, processed, start): signals (batch_size, 1, context +
+        excerpt_samples) and the (batch_size,) int64 index of each input's first sample in its
+        file (negative where the context reaches before the file: zeros there)."""
         rng = np.random.default_rng([self.seed, epoch])
         for _ in range(steps):
             files = rng.choice(len(self.pairs), size=batch_size, p=self.weights)
-            clean, processed = [], []
+            clean, processed, first = [], [], []
             for i in files:
                 pair = self.pairs[i]
                 start = int(rng.integers(self.starts[i]))
                 window = (start - self.context, start + self.excerpt_samples)
                 clean.append(read_window(pair.clean, *window))
                 processed.append(read_window(pair.processed, *window))
+                first.append(window[0])
             yield (
                 torch.from_numpy(np.stack(clean)[:, None]),
                 torch.from_numpy(np.stack(processed)[:, None]),
+                torch.tensor(first, dtype=torch.int64),
             )

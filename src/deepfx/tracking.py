@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 
 from deepfx.errors import DeepfxError
+from deepfx.pipeline import model_settings
 
 __all__ = ["Run", "start_run", "tracking_uri"]
 
@@ -138,7 +139,7 @@ def start_run(params: Mapping, effect: str, arch: str) -> Iterator[Run]:
     """Open an MLflow run in ``tracking.experiment`` at ``tracking.uri`` for ``effect`` × ``arch``.
 
     Logs as params ``effect``, ``arch``, ``sample_rate`` and the flattened ``effect.*`` (its
-    ``effects.<effect>`` spec), ``model.*`` (``models.<arch>``) and ``train.*``; tags the run with
+    ``effects.<effect>`` spec), ``model.*`` (its settings: ``effects.<effect>.model`` or ``models.<arch>``) and ``train.*``; tags the run with
     effect and arch. The run ends FINISHED, or FAILED/KILLED when the block raises.
 
     Raises:
@@ -151,7 +152,7 @@ def start_run(params: Mapping, effect: str, arch: str) -> Iterator[Run]:
         "arch": arch,
         "sample_rate": str(params["sample_rate"]),
         **_flatten(params["effects"][effect], "effect"),
-        **_flatten(params["models"][arch], "model"),
+        **_flatten(model_settings(params, effect, arch)[1], "model"),
         **_flatten(params["train"], "train"),
     }
     with _quiet_mlflow(_is_file_store(uri)):

@@ -7,7 +7,7 @@ import csv
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +19,23 @@ from deepfx.audio import read_audio
 from deepfx.checkpoint import fingerprint, load_checkpoint, save_torch
 from deepfx.errors import DeepfxError
 from deepfx.excerpts import ExcerptSampler, Pair, paired_files
-from deepfx.losses import ESRLoss
-from deepfx.models import apply_model, build_model
+from deepfx.losses import TrainingLoss
+from deepfx.models import apply_model, build_model, resolve_hyperparameters
+from deepfx.models.base import detach_state, is_time_variant, run
+from deepfx.pipeline import model_settings
 from deepfx.tracking import start_run
 
 __all__ = ["HISTORY_COLUMNS", "configure_torch", "train_model"]
 
 log = logging.getLogger(__name__)
 
-#: Columns of history.csv: 1-based epoch, mean training loss, validation loss, seconds.
-HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "seconds")
+#: Columns of history.csv: 1-based epoch, mean training loss, validation loss, the epoch's
+#: learning rate, seconds.
+HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "learning_rate", "seconds")
+#: Most seconds of training audio handed to a model's closed-form ``initialise``.
+INITIALISE_SECONDS = 60.0
 #: train keys that change neither the result nor the data seen, so a checkpoint stays usable.
-_RESUMABLE_KEYS = ("epochs", "device", "threads")
+_RESUMABLE_KEYS = ("epochs", "device", "threads", "max_seconds", "patience")
 _COUNTS = ("seed", "epochs", "steps_per_epoch", "batch_size", "excerpt_samples", "threads")
 
 
@@ -54,7 +59,7 @@ def configure_torch(train: Mapping) -> torch.device:
     return torch.device(device)
 
 
-def _check_train(train: Mapping) -> ESRLoss:
+def _check_train(train: Mapping) -> TrainingLoss:
     """Check ``train``'s numbers; return its loss function."""
     for key in _COUNTS:
         value, least = train[key], 0 if key == "seed" else 1
@@ -64,13 +69,33 @@ def _check_train(train: Mapping) -> ESRLoss:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
         raise DeepfxError(f"train.learning_rate: expected a positive number, got {rate!r}")
     try:
-        return ESRLoss(train["pre_emphasis"])
+        return TrainingLoss(train["loss"], train["pre_emphasis"])
     except ValueError as exc:
-        raise DeepfxError(f"train.pre_emphasis: {exc}") from None
+        key = "pre_emphasis" if "pre_emphasis" in str(exc) else "loss"
+        raise DeepfxError(f"train.{key}: {exc}") from None
+
+
+def training_settings(params: Mapping, effect: str, arch: str) -> tuple[str, dict, dict]:
+    """(params key, hyper-parameters, train settings) of ``effect``'s ``arch`` model.
+
+    The train settings are ``train`` with the model's own ``train`` overrides applied.
+    """
+    if effect not in params["effects"]:
+        known = sorted(params["effects"])
+        raise DeepfxError(f"effects.{effect}: no such effect; choose from {known}")
+    own = params["effects"][effect]["model"]["arch"]
+    if arch != own and arch not in params["archs"]:
+        raise DeepfxError(
+            f"archs: {effect} trains {own!r} (effects.{effect}.model) and the baselines "
+            f"{list(params['archs'])}, not {arch!r}"
+        )
+    where, settings = model_settings(params, effect, arch)
+    hyper = {k: v for k, v in settings.items() if k != "train"}
+    return where, hyper, {**params["train"], **settings.get("train", {})}
 
 
 def _validation_loss(
-    model: nn.Module, pairs: list[Pair], loss_fn: ESRLoss, sample_rate: int
+    model: nn.Module, pairs: list[Pair], loss_fn: nn.Module, sample_rate: int
 ) -> float:
     """``loss_fn`` on each whole file of ``pairs`` (run in chunks), averaged weighted by length."""
     total = 0.0
@@ -85,25 +110,76 @@ def _validation_loss(
     return total / sum(pair.samples for pair in pairs)
 
 
-def _train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: ESRLoss,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    device: torch.device,
-) -> float:
-    """One pass of optimiser steps; the mean training loss. The loss skips the context samples."""
-    model.train()
-    losses = []
-    for clean, processed in batches:
-        context = model.receptive_field - 1
-        prediction = model(clean.to(device))[..., context:]
-        loss = loss_fn(prediction, processed.to(device)[..., context:])
-        optimizer.zero_grad(set_to_none=True)
+def _initialise(model: nn.Module, pairs: list[Pair], sample_rate: int) -> None:
+    """Call ``model.initialise(clean, processed)`` (a closed-form fit) on the train split.
+
+    Time-invariant models get up to INITIALISE_SECONDS of the files joined end to end;
+    time-variant ones the first file alone, so its samples keep their times.
+    """
+    seconds, clean, processed = 0.0, [], []
+    for pair in pairs[:1] if is_time_variant(model) else pairs:
+        clean.append(read_audio(pair.clean, sample_rate))
+        processed.append(read_audio(pair.processed, sample_rate))
+        seconds += pair.samples / sample_rate
+        if seconds >= INITIALISE_SECONDS:
+            break
+    model.initialise(np.concatenate(clean), np.concatenate(processed))
+
+
+class _Optimiser:
+    """Adam with gradient-norm clipping, one optimiser step per call of :meth:`step`."""
+
+    def __init__(self, model: nn.Module, train: Mapping) -> None:
+        self.model = model
+        self.adam = torch.optim.Adam(model.parameters(), lr=train["learning_rate"])
+        self.grad_clip = float(train["grad_clip"])
+
+    def step(self, loss: torch.Tensor) -> float:
+        self.adam.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return float(np.mean(losses))
+        if self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.adam.step()
+        return loss.item()
+
+
+def _schedule(optimizer: torch.optim.Optimizer, train: Mapping):
+    """The per-epoch learning-rate schedule ``train.lr_schedule`` (None: constant)."""
+    if train["lr_schedule"] == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    if train["lr_schedule"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train["epochs"])
+    return None
+
+
+def _train_step(
+    model: nn.Module,
+    optimiser: _Optimiser,
+    loss_fn: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    tbptt_samples: int,
+) -> list[float]:
+    """Optimiser step(s) on one batch; their losses. The loss skips the context samples.
+
+    Models with ``tbptt`` run the context through ``stream`` without gradients (warm-up), then
+    take one step per ``tbptt_samples`` segment, detaching their state in between.
+    """
+    clean, processed, first = batch
+    context = model.receptive_field - 1
+    if not (tbptt_samples and getattr(model, "tbptt", False)):
+        prediction = run(model, clean, first)[..., context:]
+        return [optimiser.step(loss_fn(prediction, processed[..., context:]))]
+    state = None
+    if context:
+        with torch.no_grad():
+            _, state = model.stream(clean[..., :context], None)
+    losses = []
+    for start in range(context, clean.shape[-1], tbptt_samples):
+        stop = start + tbptt_samples
+        prediction, state = model.stream(clean[..., start:stop], state)
+        losses.append(optimiser.step(loss_fn(prediction, processed[..., start:stop])))
+        state = detach_state(state)
+    return losses
 
 
 def _resume(
@@ -112,24 +188,27 @@ def _resume(
     epochs: int,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-) -> tuple[list[dict], dict]:
-    """Load a matching checkpoint into ``model``/``optimizer``; return (history, best-so-far)."""
-    fresh: tuple[list[dict], dict] = ([], {"valid_loss": math.inf, "epoch": 0, "state_dict": None})
+    schedule,
+) -> tuple[list[dict], dict] | None:
+    """Load a matching checkpoint into ``model``/``optimizer``/``schedule``; return (history,
+    best-so-far), or None when there is no usable checkpoint."""
     state = load_checkpoint(path, job_fingerprint)
     if state is None:
-        return fresh
+        return None
     if state["epoch"] > epochs:
         log.warning("%s: ignored, it has more epochs (%d) than train.epochs", path, state["epoch"])
-        return fresh
+        return None
     initial = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as exc:
+        if schedule is not None:
+            schedule.load_state_dict(state["schedule"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         log.warning("%s: ignored, it does not fit the model (%s)", path, exc)
         model.load_state_dict(initial[0])
         optimizer.load_state_dict(initial[1])
-        return fresh
+        return None
     torch.set_rng_state(state["torch_rng"])
     log.info("%s: resuming after epoch %d", path, state["epoch"])
     return state["history"], state["best"]
@@ -152,6 +231,14 @@ def train_model(
 ) -> dict:
     """Train ``arch`` on ``clean_dir`` → ``processed_dir`` (train/valid splits) for ``effect``.
 
+    ``arch`` is the effect's own model (``effects.<effect>.model``) or a baseline (``archs``,
+    ``models.<arch>``); its ``train`` overrides apply. A model with ``initialise`` is first
+    fitted in closed form on the train split. Each epoch takes ``train.steps_per_epoch``
+    batches (clipped Adam steps; truncated BPTT for recurrent models), then scores the whole
+    valid split; the learning rate follows ``train.lr_schedule``; training stops after
+    ``train.epochs``, after ``train.patience`` epochs without a better validation loss, or
+    when ``train.max_seconds`` are spent (mid-epoch; the budget makes results depend on speed).
+
     Writes ``out_dir/model.pt`` (the best-validation weights with their metadata) and
     ``out_dir/history.csv``; keeps ``out_dir/checkpoint.pt`` after every epoch and continues
     from it when it matches this configuration and data (more ``train.epochs`` extend a finished
@@ -162,18 +249,16 @@ def train_model(
         DeepfxError: bad parameters (naming the key) or bad data files (naming the file).
     """
     clean_dir, processed_dir, out_dir = Path(clean_dir), Path(processed_dir), Path(out_dir)
-    if effect not in params["effects"]:
-        known = sorted(params["effects"])
-        raise DeepfxError(f"effects.{effect}: no such effect; choose from {known}")
-    if arch not in params["models"]:
-        raise DeepfxError(f"models.{arch}: no hyper-parameters for architecture {arch!r}")
-    train, sample_rate = params["train"], int(params["sample_rate"])
+    where, hyper, train = training_settings(params, effect, arch)
+    hyper = resolve_hyperparameters(arch, hyper, where)
+    sample_rate = int(params["sample_rate"])
     loss_fn = _check_train(train)
     device = configure_torch(train)
     torch.manual_seed(train["seed"])
-    model = build_model(arch, params["models"][arch]).to(device)
+    model = build_model(arch, hyper, sample_rate=sample_rate, where=where).to(device)
     context = model.receptive_field - 1
-    optimizer = torch.optim.Adam(model.parameters(), lr=train["learning_rate"])
+    optimiser = _Optimiser(model, train)
+    schedule = _schedule(optimiser.adam, train)
     train_pairs = paired_files(clean_dir, processed_dir, "train", sample_rate)
     valid_pairs = paired_files(clean_dir, processed_dir, "valid", sample_rate)
     sampler = ExcerptSampler(train_pairs, context, train["excerpt_samples"], train["seed"])
@@ -182,7 +267,7 @@ def train_model(
         "effect": effect,
         "effect_spec": params["effects"][effect],
         "arch": arch,
-        "model": params["models"][arch],
+        "model": hyper,
         "train": {k: v for k, v in train.items() if k not in _RESUMABLE_KEYS},
         "sample_rate": sample_rate,
     }
@@ -195,55 +280,85 @@ def train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
     job_fingerprint = fingerprint(config, files)
-    history, best = _resume(checkpoint_path, job_fingerprint, train["epochs"], model, optimizer)
+    resumed = _resume(
+        checkpoint_path, job_fingerprint, train["epochs"], model, optimiser.adam, schedule
+    )
+    if resumed is None:
+        history: list[dict] = []
+        best = {"valid_loss": math.inf, "epoch": 0, "state_dict": None}
+        if hasattr(model, "initialise"):
+            _initialise(model, train_pairs, sample_rate)
+            model.to(device)
+    else:
+        history, best = resumed
 
-    with start_run(params, effect, arch) as run:
+    with start_run(params, effect, arch) as run_log:
         for row in history:
-            run.log_epoch(row["epoch"], row["train_loss"], row["valid_loss"])
+            run_log.log_epoch(row["epoch"], row["train_loss"], row["valid_loss"])
         if history:
-            run.set_tag("resumed_from_epoch", str(len(history)))
+            run_log.set_tag("resumed_from_epoch", str(len(history)))
+        budget = float(train["max_seconds"]) or math.inf
+        deadline = time.perf_counter() + budget - sum(row["seconds"] for row in history)
+        stop = _early_stop(history, best, train["patience"])
         for epoch in range(len(history) + 1, train["epochs"] + 1):
+            if stop or time.perf_counter() >= deadline:
+                break
             started = time.perf_counter()
-            batches = sampler.batches(epoch, train["steps_per_epoch"], train["batch_size"])
-            train_loss = _train_epoch(model, optimizer, loss_fn, batches, device)
+            model.train()
+            losses = []
+            for batch in sampler.batches(epoch, train["steps_per_epoch"], train["batch_size"]):
+                batch = tuple(t.to(device) for t in batch)
+                losses += _train_step(model, optimiser, loss_fn, batch, train["tbptt_samples"])
+                if time.perf_counter() >= deadline:
+                    break
+            train_loss = float(np.mean(losses))
             valid = _validation_loss(model, valid_pairs, loss_fn, sample_rate)
             if not (math.isfinite(train_loss) and math.isfinite(valid)):
                 raise DeepfxError(
-                    f"train.learning_rate: training diverged in epoch {epoch} (train loss "
-                    f"{train_loss}, valid loss {valid}); try a smaller learning rate"
+                    f"{where}: training diverged in epoch {epoch} (train loss {train_loss}, "
+                    f"valid loss {valid}); try a smaller train.learning_rate"
                 )
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "valid_loss": valid,
+                "learning_rate": optimiser.adam.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
             }
             history.append(row)
             if valid < best["valid_loss"]:
                 weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 best = {"valid_loss": valid, "epoch": epoch, "state_dict": weights}
+            if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                schedule.step(valid)
+            elif schedule is not None:
+                schedule.step()
             save_torch(
                 checkpoint_path,
                 {
                     "fingerprint": job_fingerprint,
                     "epoch": epoch,
                     "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    "optimizer": optimiser.adam.state_dict(),
+                    "schedule": None if schedule is None else schedule.state_dict(),
                     "torch_rng": torch.get_rng_state(),
                     "history": history,
                     "best": best,
                 },
             )
-            run.log_epoch(epoch, row["train_loss"], valid)
+            run_log.log_epoch(epoch, row["train_loss"], valid)
             log.info(
                 "%s/%s epoch %d/%d: train %.4g, valid %.4g (%.1f s)",
                 effect, arch, epoch, train["epochs"], row["train_loss"], valid, row["seconds"],
             )
+            stop = _early_stop(history, best, train["patience"])
+        if best["state_dict"] is None:
+            raise DeepfxError(f"train.max_seconds: {budget} s ran out before the first epoch")
 
         summary = {
             "effect": effect,
             "arch": arch,
-            "config": dict(params["models"][arch]),
+            "config": hyper,
             "sample_rate": sample_rate,
             "receptive_field": model.receptive_field,
             "n_params": sum(p.numel() for p in model.parameters()),
@@ -254,8 +369,13 @@ def train_model(
         }
         _write_history(out_dir / "history.csv", history)
         save_torch(out_dir / "model.pt", {**summary, "state_dict": best["state_dict"]})
-        run.log_metrics(
+        run_log.log_metrics(
             {k: v for k, v in summary.items() if isinstance(v, (int, float)) and k != "sample_rate"}
         )
-        run.log_artifact(out_dir / "model.pt")
-    return {**summary, "run_id": run.run_id}
+        run_log.log_artifact(out_dir / "model.pt")
+    return {**summary, "run_id": run_log.run_id}
+
+
+def _early_stop(history: list[dict], best: dict, patience: int) -> bool:
+    """Whether ``patience`` (> 0) epochs have passed since the best validation loss."""
+    return patience > 0 and len(history) - best["epoch"] >= patience

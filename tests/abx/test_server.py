@@ -37,7 +37,7 @@ def test_a_trial_shows_its_token_and_audio_but_not_what_x_is(server, app):
     assert app.deck.total == 2 * 2 * 2  # 2 effects × 2 archs × trials_per_model 2
     assert len(trial["token"]) >= 20  # 128 random bits, not guessable
     assert trial["audio"] == {k: f"/audio/{trial['token']}/{k}.wav" for k in "abx"}
-    for word in ("model", "clean", "arch", "cnn", "tcn"):
+    for word in ("model", "clean", "arch", "cnn", "tcn", "fir"):
         assert word not in json.dumps({k: v for k, v in trial.items() if k != "token"})
     assert get_json(server.url, "/api/trial")["token"] == trial["token"]  # reload: same trial
 
@@ -190,7 +190,7 @@ def test_cli_serves_the_page_and_prints_the_summary(fake_run, tmp_path):
     command = [sys.executable, "-m", "deepfx.cli", "--params", str(tmp_path / "params.yaml"), "abx"]
     paths = ["--clean", str(root / "data/clean"), "--processed", str(root / "data/processed"),
              "--reports", str(root / "reports"), "--results", str(results)]
-    proc = subprocess.Popen([*command, "serve", *paths, "--effect", "low_pass", "--arch", "tcn"],
+    proc = subprocess.Popen([*command, "serve", *paths, "--effect", "low_pass", "--arch", "fir"],
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline, line = time.monotonic() + 60, ""
@@ -205,7 +205,7 @@ def test_cli_serves_the_page_and_prints_the_summary(fake_run, tmp_path):
     summary = subprocess.run([*command, "summary", "--results", str(results)],
                              capture_output=True, text=True, check=True).stdout
     assert summary.splitlines()[0].split()[:2] == ["effect", "arch"]
-    assert re.search(r"^low_pass\s+tcn\s+0 of 1 ", summary, re.M)
+    assert re.search(r"^low_pass\s+fir\s+0 of 1 ", summary, re.M)
 
 
 def test_cli_rejects_an_unknown_effect(fake_run, tmp_path, capsys):

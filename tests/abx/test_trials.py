@@ -13,19 +13,19 @@ import soundfile as sf
 from deepfx.abx.trials import Deck, Window, audible_windows, find_sources, plan_trials, render_trial
 from deepfx.audio import read_audio, write_audio
 from deepfx.errors import DeepfxError
+from deepfx.pipeline import trained_models
 
 
 @pytest.fixture
 def sources(fake_run):
     root, params = fake_run
-    return find_sources(params, list(params["effects"]), list(params["archs"]), root / "data/clean",
+    return find_sources(params, list(params["effects"]), None, root / "data/clean",
                         root / "data/processed", root / "reports")
 
 
 def test_every_effect_and_arch_is_a_source(sources, fake_run):
     root, params = fake_run
-    assert [(s.effect, s.arch) for s in sources] == [
-        (e, a) for e in params["effects"] for a in params["archs"]]
+    assert [(s.effect, s.arch) for s in sources] == trained_models(params)
     assert sources[0].predictions == root / "reports/effects/distortion/cnn/predictions"
     assert sources[0].processed == root / "data/processed/distortion/test"
 
@@ -92,10 +92,10 @@ def test_a_prediction_of_another_length_is_named(fake_run, tmp_path):
     root, params = fake_run
     reports = tmp_path / "reports"
     shutil.copytree(root / "reports/effects", reports / "effects")
-    bad = next((reports / "effects/low_pass/tcn/predictions").glob("*.wav"))
+    bad = next((reports / "effects/low_pass/fir/predictions").glob("*.wav"))
     write_audio(bad, np.zeros(10, np.float32), params["sample_rate"])
     with pytest.raises(DeepfxError, match=f"{bad}: 10 samples at 16000 Hz, but its test file has"):
-        find_sources(params, ["low_pass"], ["tcn"], root / "data/clean", root / "data/processed", reports)
+        find_sources(params, ["low_pass"], ["fir"], root / "data/clean", root / "data/processed", reports)
 
 
 def test_unknown_effect_and_arch_are_named(fake_run):
@@ -103,7 +103,7 @@ def test_unknown_effect_and_arch_are_named(fake_run):
     paths = (root / "data/clean", root / "data/processed", root / "reports")
     with pytest.raises(DeepfxError, match=r"no effect named 'fuzz' .*known: distortion, low_pass"):
         find_sources(params, ["fuzz"], ["cnn"], *paths)
-    with pytest.raises(DeepfxError, match=r"archs: 'lstm' is not listed"):
+    with pytest.raises(DeepfxError, match=r"archs: distortion trains cnn, tcn in the params, not 'lstm'"):
         find_sources(params, ["distortion"], ["lstm"], *paths)
 
 

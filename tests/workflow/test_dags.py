@@ -6,7 +6,7 @@ import pytest
 import yaml
 from dvc.repo import Repo
 
-from deepfx.pipeline import STAGE_PARAMS, param_values
+from deepfx.pipeline import OWN_MODEL_RULES, STAGE_PARAMS, param_values, trained_models
 
 from conftest import ROOT, Project, snakemake_jobs
 
@@ -32,7 +32,11 @@ def dags(project: Project):
 def test_same_jobs_and_outputs(dags) -> None:
     jobs, stages, _ = dags
     assert set(jobs) == set(stages)
-    assert len(jobs) == 1 + 2 + 3 * 4 + 1  # generate, process ×2 effects, (train, evaluate, plots) ×4, report
+    # generate, process ×2 effects, (train, evaluate, plots) × 2 effects × (cnn + own model), report
+    assert len(jobs) == 1 + 2 + 3 * 4 + 1
+    assert {name for name in jobs if name.startswith("train")} == {
+        "train@distortion-cnn", "train@low_pass-cnn", "train_model@distortion", "train_model@low_pass"
+    }
     for name, stage in stages.items():
         assert jobs[name]["outputs"] == {o.def_path for o in stage.outs}, name
 
@@ -71,7 +75,8 @@ def test_every_dvc_param_key_exists_in_every_committed_params_file() -> None:
             declared = stages[stage].get("do", stages[stage]).get("params", [])
             normalised = [k.replace("${key}", "{effect}").replace("${item.effect}", "{effect}").replace("${item.arch}", "{arch}") for k in declared]
             assert normalised == keys, stage
-        for effect in config["effects"]:
-            for arch in config["archs"]:
-                for stage in STAGE_PARAMS:
-                    param_values(config, stage, {"effect": effect, "arch": arch})  # raises KeyError if absent
+        for effect, arch in trained_models(config):
+            own = arch == config["effects"][effect]["model"]["arch"]
+            for stage in STAGE_PARAMS:
+                if own == (stage in OWN_MODEL_RULES) or stage in ("generate", "process", "report"):
+                    param_values(config, stage, {"effect": effect, "arch": arch})  # KeyError if absent

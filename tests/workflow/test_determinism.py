@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from conftest import Project
+from deepfx.pipeline import trained_models
 
 pytestmark = pytest.mark.slow
 
@@ -83,18 +84,17 @@ def assert_same_results(a: Path, b: Path, params: dict) -> None:
         for name in names:
             x, y = sf.read(a / folder / name, dtype="float32")[0], sf.read(b / folder / name, dtype="float32")[0]
             assert np.array_equal(x, y), f"{folder}/{name}: samples differ"
-    for effect in params["effects"]:
-        for arch in params["archs"]:
-            model = f"models/{effect}/{arch}"
-            wa = torch.load(a / model / "model.pt", weights_only=False)["state_dict"]
-            wb = torch.load(b / model / "model.pt", weights_only=False)["state_dict"]
-            assert wa.keys() == wb.keys()
-            for key in wa:
-                assert torch.allclose(wa[key], wb[key], rtol=REL_TOL, atol=0), f"{model}: {key}"
-            losses = [_losses(x / model / "history.csv") for x in (a, b)]
-            _assert_close(losses[0], losses[1], f"{model}/history.csv")
-            metrics = f"reports/effects/{effect}/{arch}/metrics.json"
-            _assert_close(json.loads((a / metrics).read_text()), json.loads((b / metrics).read_text()), metrics)
+    for effect, arch in trained_models(params):
+        model = f"models/{effect}/{arch}"
+        wa = torch.load(a / model / "model.pt", weights_only=False)["state_dict"]
+        wb = torch.load(b / model / "model.pt", weights_only=False)["state_dict"]
+        assert wa.keys() == wb.keys()
+        for key in wa:
+            assert torch.allclose(wa[key], wb[key], rtol=REL_TOL, atol=0), f"{model}: {key}"
+        losses = [_losses(x / model / "history.csv") for x in (a, b)]
+        _assert_close(losses[0], losses[1], f"{model}/history.csv")
+        metrics = f"reports/effects/{effect}/{arch}/metrics.json"
+        _assert_close(json.loads((a / metrics).read_text()), json.loads((b / metrics).read_text()), metrics)
 
 
 def test_two_fresh_dvc_repro_runs_agree(project: Project, tmp_path: Path) -> None:

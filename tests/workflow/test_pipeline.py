@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from conftest import Project, parse_jobs, snakemake_jobs
+from deepfx.pipeline import models_of, trained_models
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +30,12 @@ def dvc_ran(stdout: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", stdout))
 
 
-def jobs_of(effect: str, archs=("cnn", "tcn")) -> set[str]:
+def jobs_of(effect: str, archs=("cnn",)) -> set[str]:
     """Everything downstream of one effect's parameters, plus the final report."""
     return (
         {f"process@{effect}", "report"}
         | {f"{stage}@{effect}-{arch}" for stage in ("train", "evaluate", "plots") for arch in archs}
+        | {f"{stage}_model@{effect}" for stage in ("train", "evaluate", "plots")}
     )
 
 
@@ -44,7 +46,7 @@ def assert_outputs(project: Project) -> None:
         for split in ("train", "valid", "test"):
             clean = sorted(p.name for p in (root / "data/clean" / split).glob("*.wav"))
             assert clean and clean == sorted(p.name for p in (root / "data/processed" / effect / split).glob("*.wav"))
-        for arch in params["archs"]:
+        for arch in models_of(params, effect):
             assert (root / "models" / effect / arch / "model.pt").stat().st_size > 0
             metrics = json.loads((root / "reports/effects" / effect / arch / "metrics.json").read_text())
             assert metrics["effect"] == effect and metrics["arch"] == arch and metrics["esr_clean"] > 0
@@ -58,7 +60,7 @@ def assert_outputs(project: Project) -> None:
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == len(params["effects"]) * len(params["archs"])
+    assert len(runs) == len(trained_models(params))
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
@@ -76,7 +78,7 @@ def test_snakemake_first_then_dvc_agrees_and_one_effect_reruns(project: Project)
     expected = jobs_of("low_pass")
     assert pending(project) == expected
     # DVC sees the changed params where they are declared; repro then runs exactly the same jobs.
-    assert dvc_changed(project) == {"process@low_pass", "train@low_pass-cnn", "train@low_pass-tcn"}
+    assert dvc_changed(project) == {"process@low_pass", "train@low_pass-cnn", "train_model@low_pass"}
     assert dvc_ran(project.run("dvc", "repro").stdout) == expected
     assert pending(project) == set()
     assert dvc_changed(project) == set()

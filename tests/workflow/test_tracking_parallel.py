@@ -19,6 +19,7 @@ import mlflow
 import pytest
 
 from conftest import BIN, Project
+from deepfx.pipeline import trained_models
 
 pytestmark = pytest.mark.slow
 
@@ -96,12 +97,11 @@ def _train_all_at_once(project: Project) -> list[Path]:
     params = project.params
     jobs, models = [], []
     for copy in range(COPIES):
-        for effect in params["effects"]:
-            for arch in params["archs"]:
-                out = Path("parallel", str(copy), effect, arch)
-                models.append(project.path / out / "model.pt")
-                cmd = ["deepfx", "train", "--effect", effect, "--arch", arch, "--out", str(out)]
-                jobs.append(subprocess.Popen(cmd, cwd=project.path, env=project.env, stderr=subprocess.PIPE, text=True))
+        for effect, arch in trained_models(params):
+            out = Path("parallel", str(copy), effect, arch)
+            models.append(project.path / out / "model.pt")
+            cmd = ["deepfx", "train", "--effect", effect, "--arch", arch, "--out", str(out)]
+            jobs.append(subprocess.Popen(cmd, cwd=project.path, env=project.env, stderr=subprocess.PIPE, text=True))
     for job in jobs:
         _, err = job.communicate(timeout=600)
         assert job.returncode == 0, err
@@ -117,6 +117,6 @@ def test_parallel_training_jobs_share_one_store(project: Project, store: str, re
     project.params = params
     project.run("snakemake", "--cores", "2", *(f"data/processed/{e}" for e in params["effects"]))
     models = _train_all_at_once(project)
-    assert len(models) == COPIES * len(params["effects"]) * len(params["archs"])
+    assert len(models) == COPIES * len(trained_models(params))
     uri = params["tracking"]["uri"] if store == "server" else f"sqlite:///{project.path / 'mlflow.db'}"
     assert_runs_complete(uri, params, models)

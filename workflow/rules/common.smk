@@ -1,16 +1,24 @@
 # Shared helpers: the checked config, wildcard constraints, per-stage params, DVC hand-over.
 from deepfx.config import validate_params
-from deepfx.pipeline import commit_to_dvc, dvc_stage_name, param_values
+from deepfx.pipeline import commit_to_dvc, dvc_stage_name, param_values, trained_models
 
 config.update(validate_params(config, source="params.yaml"))
 
 EFFECTS = list(config["effects"])
-ARCHS = list(config["archs"])
+#: Every (effect, arch) trained: the baselines (archs) and each effect's own model.
+MODELS = trained_models(config)
+#: Regexes of the baseline archs and of the effects' own archs (disjoint: params are checked).
+BASELINE_ARCHS = "|".join(config["archs"]) or "(?!)"
+OWN_ARCHS = "|".join(sorted({spec["model"]["arch"] for spec in config["effects"].values()}))
 
 
 wildcard_constraints:
     effect="|".join(EFFECTS),
-    arch="|".join(ARCHS),
+
+
+def per_model(pattern, **wildcards):
+    """``pattern`` filled for every trained (effect, arch), times the other ``wildcards``."""
+    return [f for effect, arch in MODELS for f in expand(pattern, effect=effect, arch=arch, **wildcards)]
 
 
 def stage_params(stage):

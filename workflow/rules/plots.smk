@@ -1,3 +1,4 @@
+# The baselines (archs); plots_model below runs the same command for each effect's own model.
 rule plots:
     input:
         clean="data/clean",
@@ -14,9 +15,18 @@ rule plots:
         stage_params("plots"),
     resources:
         **stage_resources("plots"),
+    wildcard_constraints:
+        arch=BASELINE_ARCHS,
     log:
         "logs/plots/{effect}/{arch}.log",
     shell:
         "deepfx --log {log} plots --effect {wildcards.effect} --arch {wildcards.arch}"
         " --clean {input.clean} --processed {input.processed} --history {input.history}"
         " --out reports/effects/{wildcards.effect}/{wildcards.arch}"
+
+
+use rule plots as plots_model with:
+    params:
+        stage_params("plots_model"),
+    wildcard_constraints:
+        arch=OWN_ARCHS,

@@ -1,16 +1,12 @@
 rule report:
     input:
-        metrics=expand("reports/effects/{effect}/{arch}/metrics.json", effect=EFFECTS, arch=ARCHS),
-        figures=expand(
+        metrics=per_model("reports/effects/{effect}/{arch}/metrics.json"),
+        figures=per_model(
             "reports/effects/{effect}/{arch}/{figure}.png",
-            effect=EFFECTS,
-            arch=ARCHS,
             figure=["melspec", "amplitude", "error_spectrum", "loss"],
         ),
-        excerpts=expand(
+        excerpts=per_model(
             "reports/effects/{effect}/{arch}/excerpt/{signal}.wav",
-            effect=EFFECTS,
-            arch=ARCHS,
             signal=["clean", "effect", "model"],
         ),
     output:

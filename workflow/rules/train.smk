@@ -1,3 +1,4 @@
+# The baselines (archs); train_model below runs the same command for each effect's own model.
 rule train:
     input:
         clean="data/clean",
@@ -11,9 +12,18 @@ rule train:
     resources:
         **stage_resources("train"),
         gpu=int(config["train"]["device"] == "cuda"),
+    wildcard_constraints:
+        arch=BASELINE_ARCHS,
     log:
         "logs/train/{effect}/{arch}.log",
     shell:
         "deepfx --log {log} train --effect {wildcards.effect} --arch {wildcards.arch}"
         " --clean {input.clean} --processed {input.processed}"
         " --out models/{wildcards.effect}/{wildcards.arch}"
+
+
+use rule train as train_model with:
+    params:
+        stage_params("train_model"),
+    wildcard_constraints:
+        arch=OWN_ARCHS,

@@ -271,14 +271,14 @@ def create_app(
     listener: str = "",
     seed: int | None = None,
 ) -> AbxApp:
-    """A session over ``effects`` × ``archs`` (default: all in ``params``), set up by
+    """A session over ``effects`` × ``archs`` (default: every trained model), set up by
     ``params["abx"]``; every input is checked before the results file is touched.
 
     ``seed`` fixes the trial order and X draws (default: unpredictable).
     """
     settings = params["abx"]
     rate = int(params["sample_rate"])
-    sources = find_sources(params, list(effects or params["effects"]), list(archs or params["archs"]),
+    sources = find_sources(params, list(effects or params["effects"]), archs,
                            clean_dir, processed_root, reports_dir)
     windows = audible_windows(sources[0].clean, rate, float(settings["excerpt_seconds"]))
     rng = random.Random(seed if seed is not None else secrets.randbits(64))

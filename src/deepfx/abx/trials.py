@@ -22,6 +22,7 @@ from deepfx.abx.loudness import fade, match_loudness, wav_bytes
 from deepfx.audio import read_audio, read_window
 from deepfx.errors import DeepfxError
 from deepfx.excerpts import paired_files
+from deepfx.pipeline import models_of
 
 __all__ = [
     "Source",
@@ -86,12 +87,13 @@ def _check_prediction(path: Path, samples: int, sample_rate: int) -> None:
 def find_sources(
     params: Mapping,
     effects: Sequence[str],
-    archs: Sequence[str],
+    archs: Sequence[str] | None,
     clean_dir: Path,
     processed_root: Path,
     reports_dir: Path,
 ) -> list[Source]:
-    """The models to test (every effect × arch given), after checking all their test files.
+    """The models to test (every effect × arch given; archs None: each effect's trained
+    models), after checking all their test files.
 
     ``clean_dir`` is ``data/clean``, ``processed_root`` ``data/processed``, ``reports_dir``
     ``reports``. Raises DeepfxError naming an unknown effect or arch, or the first missing or
@@ -104,10 +106,12 @@ def find_sources(
             known = ", ".join(params["effects"])
             raise DeepfxError(f"effects: no effect named {effect!r} in the params (known: {known})")
         pairs = paired_files(Path(clean_dir), Path(processed_root) / effect, "test", rate)
-        for arch in archs:
-            if arch not in params["archs"]:
-                listed = ", ".join(params["archs"])
-                raise DeepfxError(f"archs: {arch!r} is not listed in the params (listed: {listed})")
+        listed = models_of(params, effect)
+        for arch in archs or listed:
+            if arch not in listed:
+                raise DeepfxError(
+                    f"archs: {effect} trains {', '.join(listed)} in the params, not {arch!r}"
+                )
             predictions = Path(reports_dir) / "effects" / effect / arch / "predictions"
             for pair in pairs:
                 _check_prediction(predictions / pair.name, pair.samples, rate)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepfx.errors import DeepfxError
+from deepfx.models.base import HyperparameterError
 
 __all__ = ["SeedCNN"]
 
@@ -29,13 +29,14 @@ class SeedCNN(nn.Module):
     the pooled features, so no window's conv work is repeated.
     """
 
-    def __init__(self, *, window: int, channels: int, hidden: int) -> None:
+    def __init__(self, *, window: int = 64, channels: int = 16, hidden: int = 64) -> None:
         super().__init__()
         conv_out = window - CONV_LAYERS * (KERNEL_SIZE - 1)
         if conv_out < POOL or conv_out % POOL:
-            raise DeepfxError(
-                f"models.cnn.window: {window} does not fit the {CONV_LAYERS} conv layers; "
-                f"use an even number of samples >= {CONV_LAYERS * (KERNEL_SIZE - 1) + POOL}"
+            raise HyperparameterError(
+                "window",
+                f"{window} does not fit the {CONV_LAYERS} conv layers; "
+                f"use an even number of samples >= {CONV_LAYERS * (KERNEL_SIZE - 1) + POOL}",
             )
         self.receptive_field = window
         self.pooled = conv_out // POOL

@@ -43,17 +43,19 @@ class TCN(nn.Module):
     Each layer is a dilated conv (``kernel_size`` taps) with a ``"gated"`` (tanh·sigmoid, as in
     WaveNet) or ``"tanh"`` activation, then a residual and a skip 1×1 conv. Each layer left-pads
     its own input, so output t depends on inputs t - receptive_field + 1 … t only; the head
-    reads the sum of all layers' skip outputs.
+    reads the sum of all layers' skip outputs. The defaults are the size of Neural Amp
+    Modeler's "standard" WaveNet: two stacks of dilations 1…512, ~15 k parameters, a
+    receptive field of 4093 samples.
     """
 
     def __init__(
         self,
         *,
-        channels: int,
-        kernel_size: int,
-        dilations: Sequence[int],
-        stacks: int,
-        activation: Literal["gated", "tanh"],
+        channels: int = 12,
+        kernel_size: int = 3,
+        dilations: Sequence[int] = tuple(2**i for i in range(10)),
+        stacks: int = 2,
+        activation: Literal["gated", "tanh"] = "tanh",
     ) -> None:
         super().__init__()
         dilations = [int(d) for d in dilations] * stacks
