@@ -1,4 +1,5 @@
-# deepfx — the DAG. One job per stage × effect × model (baselines + the effect's own); rules live in workflow/rules/ by stage.
+# deepfx — the DAG. One job per stage × effect × model (the baselines in `archs` and the
+# effect's own model); rules live in workflow/rules/ by stage.
 # Run:  snakemake --cores N            (workstation)
 #       snakemake --workflow-profile workflow/profiles/slurm   (cluster)
 # dvc.yaml runs the very same jobs; see README "Two engines, one DAG".

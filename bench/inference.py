@@ -48,8 +48,11 @@ GOAL_RTF = 0.05
 
 
 def models(params: dict) -> dict[str, tuple[str, dict]]:
-    """Bench name → (arch, hyper-parameters)."""
-    found = {arch: (arch, dict(params["models"][arch])) for arch in params["archs"]}
+    """Bench name → (arch, hyper-parameters); a model's own ``train`` settings are left out."""
+    found = {
+        arch: (arch, {k: v for k, v in params["models"][arch].items() if k != "train"})
+        for arch in params["archs"]
+    }
     found["tcn-nam-size"] = ("tcn", {"channels": 12, **NAM_SIZE})
     found["tcn-nam-size-16ch"] = ("tcn", {"channels": 16, **NAM_SIZE})
     return found

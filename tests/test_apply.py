@@ -15,7 +15,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from deepfx.apply import ContextStream, TCNStream, apply_file, open_stream
+from deepfx.apply import ContextStream, StateStream, TCNStream, apply_file, open_stream
 from deepfx.checkpoint import save_torch
 from deepfx.cli import main
 from deepfx.errors import DeepfxError
@@ -29,6 +29,11 @@ CONFIGS = {
                           "activation": "gated"}),
     "tcn-tanh": ("tcn", {"channels": 5, "kernel_size": 2, "dilations": [1, 3, 9], "stacks": 1,
                          "activation": "tanh"}),
+}
+#: Recurrent models (unbounded memory: only their own stream() is exact; warm-up 64 samples).
+RECURRENT = {
+    "lstm": ("lstm", {"layers": 2, "hidden": 6, "warmup": 64}),
+    "rnn-gru": ("rnn", {"cell": "gru", "hidden": 5, "skip": True, "warmup": 64}),
 }
 
 
@@ -95,9 +100,54 @@ def test_streaming_in_uneven_blocks_equals_one_pass(name, stream_class):
     np.testing.assert_allclose(y, whole(model, x), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(RECURRENT))
+def test_recurrent_models_stream_their_state_per_channel(name):
+    model = make_model(name, configs=RECURRENT)
+    x = signal_(2, 3001)
+    stream = open_stream(model, 2)
+    assert isinstance(stream, StateStream)
+    cuts = [0, 0, 1, 2, 7, 7, 64, 600, 1999, 3001]
+    y = np.concatenate([stream.process(x[:, a:b]) for a, b in zip(cuts, cuts[1:])], axis=1)
+    np.testing.assert_allclose(y, whole(model, x), rtol=0, atol=1e-5)
+
+
+def test_lstm_apply_file_equals_the_whole_file_at_once(tmp_path):
+    model_path = save_model(tmp_path / "model.pt", "lstm", configs=RECURRENT)
+    x = signal_(2, 5003)
+    sf.write(tmp_path / "in.wav", x.T, SR, subtype="FLOAT")
+    apply_file(model_path, tmp_path / "in.wav", tmp_path / "out.wav", block_samples=999,
+               progress=False)
+    y = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)[0]
+    np.testing.assert_allclose(y.T, whole(make_model("lstm", configs=RECURRENT), x), rtol=0, atol=1e-5)
+
+
 def test_tcn_models_get_the_cached_stream_and_the_others_the_context_one():
     assert isinstance(open_stream(make_model("tcn-gated"), 1), TCNStream)
     assert isinstance(open_stream(make_model("cnn"), 1), ContextStream)
+
+
+#: TCNs the size of Neural Amp Modeler's standard WaveNet: 20 layers, receptive field 4093.
+NAM_SIZE = {
+    f"nam-{activation}": ("tcn", {"channels": 12, "kernel_size": 3, "dilations": [2**i for i in range(10)],
+                                  "stacks": 2, "activation": activation})
+    for activation in ("tanh", "gated")
+}
+
+
+@pytest.mark.parametrize("blocks", [[1], [7], [512], [8192], [512, 8192, 7, 1, 3000]],
+                         ids=["1", "7", "512", "8192", "mixed"])
+@pytest.mark.parametrize("name", sorted(NAM_SIZE))
+def test_nam_size_tcn_stream_equals_one_pass(name, blocks):
+    """Blocks of 1 and 7 samples wrap the layers' rings every few blocks, 8192 runs in pieces,
+    and "mixed" (block sizes cycled) grows the rings with history kept."""
+    model = make_model(name, configs=NAM_SIZE)
+    x = signal_(2, 2500 if max(blocks) < 100 else 30_000)
+    stream = open_stream(model, 2)
+    assert isinstance(stream, TCNStream)
+    ends = np.minimum(np.cumsum(np.resize(blocks, x.shape[1])), x.shape[1])
+    starts = np.concatenate(([0], ends[:-1]))
+    y = np.concatenate([stream.process(x[:, a:b]) for a, b in zip(starts, ends) if a < b], axis=1)
+    np.testing.assert_allclose(y, whole(model, x), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["cnn", "tcn-gated"])

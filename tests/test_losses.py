@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepfx.losses import ESRLoss, esr, mrstft
+from deepfx.losses import ESRLoss, esr, log_mel_distance, mrstft
 
 
 def test_pre_emphasis_esr_matches_hand_computation():
@@ -58,3 +58,34 @@ def test_mrstft_is_zero_for_equal_signals_and_grows_with_the_difference():
     x = (np.sin(2 * np.pi * 440 * t) + 0.1 * rng.standard_normal(t.size)).astype(np.float32)
     assert mrstft(x, x) == pytest.approx(0.0, abs=1e-4)
     assert 0 < mrstft(0.9 * x, x) < mrstft(0.3 * x, x)
+
+
+def _noise(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(int(44100 * seconds)).astype(np.float32)
+
+
+def test_log_mel_distance_of_a_gain_is_its_level_in_db():
+    # white noise fills every mel band far above the 80 dB floor, so halving the amplitude
+    # lowers every band by 20·log10(2) = 6.0206 dB and the mean absolute difference is that
+    x = 0.1 * _noise()
+    assert log_mel_distance(x, x, 44100) == 0.0
+    assert log_mel_distance(0.5 * x, x, 44100) == pytest.approx(6.0206, abs=2e-3)
+    assert log_mel_distance(0.25 * x, x, 44100) == pytest.approx(12.0412, abs=4e-3)
+
+
+def test_log_mel_distance_ignores_what_lies_80_db_below_the_targets_peak():
+    t = np.arange(44100) / 44100
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    faint = tone + 1e-6 * _noise(seed=1)  # -120 dB: clipped away
+    audible = tone + 1e-2 * _noise(seed=1)  # -40 dB: counts
+    assert log_mel_distance(faint, tone, 44100) < 0.01
+    assert log_mel_distance(audible, tone, 44100) > 1.0
+    # the floor comes from the target: silence predicted for a loud target is far off
+    assert log_mel_distance(np.zeros_like(tone), tone, 44100) > 5.0
+
+
+def test_log_mel_distance_needs_two_equally_long_1d_signals():
+    with pytest.raises(ValueError, match="one length"):
+        log_mel_distance(np.zeros(100), np.zeros(101), 44100)
+    with pytest.raises(ValueError, match="one length"):
+        log_mel_distance(np.zeros((2, 100)), np.zeros((2, 100)), 44100)

@@ -15,7 +15,7 @@ from deepfx.atomic import atomic_dir, atomic_file
 from deepfx.audio import read_audio, write_audio
 from deepfx.errors import DeepfxError
 from deepfx.excerpts import paired_files
-from deepfx.losses import esr, mrstft
+from deepfx.losses import esr, log_mel_distance, mrstft
 from deepfx.models import apply_model, build_model
 from deepfx.train import configure_torch
 
@@ -60,7 +60,8 @@ def evaluate_model(
 
     Metrics: ``esr`` (model vs effect) and ``esr_clean`` (clean input vs effect) are the total
     error energy over the total target energy of all test files; ``mrstft``/``mrstft_clean``
-    are length-weighted means of auraloss' MR-STFT loss; ``inference_rtf`` is inference seconds
+    and ``log_mel``/``log_mel_clean`` (dB, :func:`deepfx.losses.log_mel_distance`, the metric of
+    phase-free effects such as pitch shift) are length-weighted means; ``inference_rtf`` is inference seconds
     per second of audio; ``files`` holds the per-file values. Returns the metrics.
 
     Raises:
@@ -96,6 +97,8 @@ def evaluate_model(
                     "esr_clean": esr(clean, target),
                     "mrstft": mrstft(prediction, target),
                     "mrstft_clean": mrstft(clean, target),
+                    "log_mel": log_mel_distance(prediction, target, sample_rate),
+                    "log_mel_clean": log_mel_distance(clean, target, sample_rate),
                 }
             )
         if sum(energies) == 0:
@@ -113,6 +116,8 @@ def evaluate_model(
             "esr_clean": clean_esr,
             "mrstft": pooled("mrstft", lengths),
             "mrstft_clean": pooled("mrstft_clean", lengths),
+            "log_mel": pooled("log_mel", lengths),
+            "log_mel_clean": pooled("log_mel_clean", lengths),
             "closer_than_clean": model_esr < clean_esr,
             "closer_on_every_file": all(f["esr"] < f["esr_clean"] for f in files),
             "n_params": meta["n_params"],

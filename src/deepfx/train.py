@@ -167,8 +167,10 @@ def _train_step(
     clean, processed, first = batch
     context = model.receptive_field - 1
     if not (tbptt_samples and getattr(model, "tbptt", False)):
-        prediction = run(model, clean, first)[..., context:]
-        return [optimiser.step(loss_fn(prediction, processed[..., context:]))]
+        latency = int(getattr(model, "latency", 0))  # output sample t + latency answers t
+        prediction = run(model, clean, first)[..., context + latency :]
+        target = processed[..., context : processed.shape[-1] - latency]
+        return [optimiser.step(loss_fn(prediction, target))]
     state = None
     if context:
         with torch.no_grad():

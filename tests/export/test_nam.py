@@ -15,8 +15,8 @@ from deepfx.cli import main
 from deepfx.errors import DeepfxError
 from deepfx.evaluate import load_model
 from deepfx.export import export_model
-from deepfx.export.nam import NAM_VERSION, nam_dict
-from test_apply import CONFIGS, SR, save_model, signal_
+from deepfx.export.nam import NAM_VERSION, SILENCE_SAMPLES, nam_dict
+from test_apply import CONFIGS, RECURRENT, SR, one_thread, save_model, signal_  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The venv `make nam-venv` builds: neural-amp-modeler and the CPU torch.
@@ -28,6 +28,13 @@ TCNS = {
     "tcn-nam-size": ("tcn", {"channels": 12, "kernel_size": 3, "dilations": [2**i for i in range(10)],
                              "stacks": 2, "activation": "tanh"}),
 }
+#: The models NAM's LSTM holds: the seed's LSTM (stacked) and the rnn with an LSTM cell, no skip.
+LSTMS = {
+    "lstm": RECURRENT["lstm"],
+    "lstm-3x5": ("lstm", {"layers": 3, "hidden": 5, "warmup": 500}),
+    "rnn-lstm-no-skip": ("rnn", {"cell": "lstm", "hidden": 7, "skip": False, "warmup": 500}),
+}
+NAMS = {**TCNS, **LSTMS}
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +50,30 @@ def nam_python() -> Path:
 
 @pytest.fixture(scope="module")
 def nam_runs(tmp_path_factory, nam_python) -> dict[str, dict]:
-    """Every TCN exported to .nam and run through NAM's loader (one process): name → results."""
+    """Every model of NAMS exported to .nam and run through NAM's loader (one process).
+
+    name → results; ``after_silence`` is our output for the input preceded by the silence
+    whose end state a .nam LSTM starts from.
+    """
     tmp = tmp_path_factory.mktemp("nam")
     x = signal_(1, 12_000)[0]
     np.save(tmp / "input.npy", x)
     files = [
-        export_model(save_model(tmp / f"{name}.pt", name, configs=TCNS), "nam", tmp / f"{name}.nam")
-        for name in TCNS
+        export_model(save_model(tmp / f"{name}.pt", name, configs=NAMS), "nam", tmp / f"{name}.nam")
+        for name in NAMS
     ]
     subprocess.run([str(nam_python), str(RUNNER), str(tmp / "input.npy"), *map(str, files)],
                    check=True, capture_output=True, text=True)
     runs = {}
-    for name, nam_file in zip(TCNS, files):
+    silent_start = np.concatenate((np.zeros(SILENCE_SAMPLES, np.float32), x))
+    for name, nam_file in zip(NAMS, files):
         model, meta = load_model(tmp / f"{name}.pt")
         with torch.inference_mode():
             ours = model(torch.from_numpy(x)[None, None])[0, 0].numpy()
+            after_silence = model(torch.from_numpy(silent_start)[None, None])[0, 0].numpy()
         runs[name] = {
-            "model": model, "ours": ours, "content": json.loads(nam_file.read_text()),
+            "model": model, "ours": ours, "after_silence": after_silence[SILENCE_SAMPLES:],
+            "content": json.loads(nam_file.read_text()),
             "nam": np.load(f"{nam_file}.out.npy"),
             "nam_info": json.loads(Path(f"{nam_file}.json").read_text()),
         }
@@ -76,7 +90,20 @@ def test_nam_loader_reproduces_our_output(nam_runs, name):
     assert np.max(np.abs(run["nam"][rf - 1 :] - run["ours"][rf - 1 :])) < 1e-4
 
 
-@pytest.mark.parametrize("name", sorted(TCNS))
+@pytest.mark.parametrize("name", sorted(LSTMS))
+def test_nam_lstm_reproduces_our_output(nam_runs, name):
+    """Equal (< 1e-4) from sample 0 after the silence NAM's state starts from, and after the
+    warm-up (receptive_field) from our zero state."""
+    run = nam_runs[name]
+    warmup = run["model"].receptive_field
+    assert run["content"]["architecture"] == "LSTM"
+    assert run["nam"].shape == run["ours"].shape
+    assert np.max(np.abs(run["nam"] - run["after_silence"])) < 1e-4
+    assert np.max(np.abs(run["nam"][warmup:] - run["ours"][warmup:])) < 1e-4
+    assert np.max(np.abs(run["nam"][:10] - run["ours"][:10])) > 1e-3  # the start states differ
+
+
+@pytest.mark.parametrize("name", sorted(NAMS))
 def test_nam_loader_reads_every_weight_and_the_rate(nam_runs, name):
     run = nam_runs[name]
     assert run["nam_info"]["weights_read"] == len(run["content"]["weights"])
@@ -100,6 +127,14 @@ def test_nam_file_carries_the_metadata(tmp_path, monkeypatch):
 def test_default_name_is_effect_and_arch(tmp_path):
     model, meta = load_model(save_model(tmp_path / "model.pt", "tcn-tanh"))
     assert nam_dict(model, meta)["metadata"]["name"] == "fuzz (tcn)"
+
+
+@pytest.mark.parametrize("cfg", [{"cell": "lstm", "skip": True}, {"cell": "gru", "skip": False}])
+def test_rnns_with_a_skip_or_a_gru_cell_are_refused(tmp_path, cfg):
+    configs = {"rnn": ("rnn", {"hidden": 4, "warmup": 64, **cfg})}
+    with pytest.raises(DeepfxError, match="rnn: NAM's LSTM has no GRU cell and no skip"):
+        export_model(save_model(tmp_path / "rnn.pt", "rnn", configs=configs), "nam")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rnn.pt"]
 
 
 def test_architectures_without_a_nam_form_and_bad_gear_types_are_refused(tmp_path, capsys):

@@ -14,7 +14,7 @@ from deepfx.export import export_model
 from deepfx.export.onnx import onnx_session
 from deepfx.generate import generate_dataset
 from conftest import tiny_params
-from test_apply import CONFIGS, SR, make_model, save_model, signal_
+from test_apply import CONFIGS, RECURRENT, SR, make_model, one_thread, save_model, signal_  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +27,31 @@ def test_file(tmp_path_factory):
     return read_audio(next(f for f in files if f.parent.name == "test"), SR)
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+#: Every model kind of test_apply: convolutional and recurrent (ONNX LSTM and GRU nodes).
+MODELS = {**CONFIGS, **RECURRENT}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_onnx_matches_the_model_in_onnxruntime(tmp_path, name, test_file):
-    path = export_model(save_model(tmp_path / "model.pt", name), "onnx")
+    path = export_model(save_model(tmp_path / "model.pt", name, configs=MODELS), "onnx")
     assert path == tmp_path / "model.onnx"
     stereo = np.stack([test_file, test_file[::-1]])[:, None, :]  # batch and length are free
     y = onnx_session(path).run(None, {"input": stereo})[0]
+    model = make_model(name, configs=MODELS)
     with torch.inference_mode():
-        expected = make_model(name)(torch.from_numpy(np.ascontiguousarray(stereo))).numpy()
+        expected = model(torch.from_numpy(np.ascontiguousarray(stereo))).numpy()
     assert y.shape == stereo.shape
     assert np.max(np.abs(y - expected)) < 1e-4
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert props == {"effect": "fuzz", "arch": CONFIGS[name][0], "sample_rate": str(SR),
-                     "receptive_field": str(make_model(name).receptive_field)}
+    assert props == {"effect": "fuzz", "arch": MODELS[name][0], "sample_rate": str(SR),
+                     "receptive_field": str(model.receptive_field)}
+
+
+@pytest.mark.parametrize(("name", "op"), [("lstm", "LSTM"), ("rnn-gru", "GRU")])
+def test_recurrent_models_become_onnx_recurrent_nodes(tmp_path, name, op):
+    path = export_model(save_model(tmp_path / "model.pt", name, configs=MODELS), "onnx")
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count(op) == MODELS[name][1].get("layers", 1)
 
 
 def test_cli_export_writes_onnx_where_asked_without_params_file(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Neural Amp Modeler ``.nam`` files: a deepfx TCN written as NAM's WaveNet.
+"""Neural Amp Modeler ``.nam`` files: a deepfx TCN written as NAM's WaveNet, an LSTM as NAM's LSTM.
 
 A ``.nam`` file is JSON: ``version``, ``architecture``, ``config``, a flat ``weights`` list,
 ``sample_rate`` (Hz) and ``metadata``. Our TCN maps exactly onto one NAM WaveNet layer array:
@@ -12,6 +12,15 @@ A ``.nam`` file is JSON: ``version``, ``architecture``, ``config``, a flat ``wei
 
 The outputs agree once the receptive field is filled: in the first ``receptive_field - 1``
 samples a TCN pads each layer with zeros, NAM pads the input signal with zeros.
+
+NAM's LSTM is a stack of LSTM layers and a Linear head on the top layer's output, which is
+exactly the seed's LSTM (``lstm``) and the recurrent model without its skip connection
+(``rnn`` with ``cell: lstm``, ``skip: false``). Per layer NAM stores ``[W_ih | W_hh]`` (4·hidden
+rows, gates in torch's i, f, g, o order), one bias ``b_ih + b_hh`` and the initial hidden and
+cell states; then the head's weight and bias. As NAM's own exporter does, the initial state
+written is the one reached after :data:`SILENCE_SAMPLES` of silence, so a plugin starts
+without a transient: NAM's output equals ours on the same input preceded by that silence,
+and ours from a zero state once the model's warm-up (``receptive_field``) has passed.
 """
 
 from __future__ import annotations
@@ -31,12 +40,14 @@ from deepfx.errors import DeepfxError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["GEAR_TYPES", "NAM_ARCHS", "NAM_VERSION", "nam_dict", "write_nam"]
+__all__ = ["GEAR_TYPES", "NAM_ARCHS", "NAM_VERSION", "SILENCE_SAMPLES", "nam_dict", "write_nam"]
 
 #: NAM's gear types (metadata ``gear_type``).
 GEAR_TYPES = ("amp", "pedal", "pedal_amp", "amp_cab", "amp_pedal_cab", "preamp", "studio")
 #: The .nam file-format version written: neural-amp-modeler 0.13's, whose loader the tests use.
 NAM_VERSION = "0.7.0"
+#: Samples of silence whose end state a .nam LSTM starts from (NAM's own exporter's choice).
+SILENCE_SAMPLES = 48_000
 #: Fields of the export date in NAM's metadata.
 _DATE_FIELDS = ("year", "month", "day", "hour", "minute", "second")
 #: NAM's FiLM insertion points, all written inactive.
@@ -92,9 +103,45 @@ def _tcn_as_wavenet(model: nn.Module) -> tuple[str, dict, list[np.ndarray]]:
     return "WaveNet", {"layers": [layer_array], "head": None, "head_scale": 1.0}, weights
 
 
+def _lstm_as_nam(
+    model: nn.Module, lstm: nn.LSTM, head: nn.Linear
+) -> tuple[str, dict, list[np.ndarray]]:
+    """``model`` = Linear ``head`` on the stacked ``lstm``, as NAM's ("LSTM", config, weights)."""
+    import torch  # here, so that the CLI can read GEAR_TYPES without loading torch
+
+    with torch.no_grad():  # h, c: (layers, 1, hidden) after the silence
+        h, c = model.stream(torch.zeros(1, 1, SILENCE_SAMPLES), None)[1]
+    weights = []
+    for i in range(lstm.num_layers):
+        w_ih, w_hh = (_array(getattr(lstm, f"weight_{k}_l{i}")) for k in ("ih", "hh"))
+        b_ih, b_hh = (_array(getattr(lstm, f"bias_{k}_l{i}")) for k in ("ih", "hh"))
+        weights += [np.concatenate((w_ih, w_hh), axis=1).ravel(), b_ih + b_hh,
+                    _array(h[i, 0]), _array(c[i, 0])]
+    weights += [_array(head.weight).ravel(), _array(head.bias)]
+    config = {"input_size": 1, "hidden_size": lstm.hidden_size, "num_layers": lstm.num_layers}
+    return "LSTM", config, weights
+
+
+def _seed_lstm_as_nam(model: nn.Module) -> tuple[str, dict, list[np.ndarray]]:
+    """The seed's LSTM as NAM's LSTM (the same network)."""
+    return _lstm_as_nam(model, model.lstm, model.head)
+
+
+def _rnn_as_nam(model: nn.Module) -> tuple[str, dict, list[np.ndarray]]:
+    """A SkipRNN with an LSTM cell and no skip connection as NAM's LSTM; others are refused."""
+    if model.rnn.mode != "LSTM" or model.skip:
+        raise DeepfxError(
+            "rnn: NAM's LSTM has no GRU cell and no skip connection; only an rnn with "
+            "cell: lstm and skip: false can be written as .nam; export this one as onnx instead"
+        )
+    return _lstm_as_nam(model, model.rnn, model.head)
+
+
 #: deepfx architecture → its NAM form; the others have no NAM equivalent.
 NAM_ARCHS: dict[str, Callable[[nn.Module], tuple[str, dict, list[np.ndarray]]]] = {
     "tcn": _tcn_as_wavenet,
+    "lstm": _seed_lstm_as_nam,
+    "rnn": _rnn_as_nam,
 }
 
 

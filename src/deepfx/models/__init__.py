@@ -141,10 +141,15 @@ def apply_model(model: nn.Module, x: np.ndarray, chunk_samples: int = 65_536) ->
 
     Models with ``stream`` carry their state from chunk to chunk; the others get each chunk
     with the ``receptive_field - 1`` input samples before it. Either way the result equals
-    processing ``x`` in one pass while memory stays bounded by ``chunk_samples``.
+    processing ``x`` in one pass while memory stays bounded by ``chunk_samples``. A model's
+    ``latency`` is compensated: its output is moved that many samples earlier (the input is
+    extended by as many zeros so the output keeps the input's length).
     """
     if chunk_samples < 1:
         raise ValueError(f"chunk_samples must be positive, got {chunk_samples}")
+    latency = int(getattr(model, "latency", 0))
+    if latency:
+        x = np.concatenate((x, np.zeros(latency, dtype=np.float32)))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -165,4 +170,4 @@ def apply_model(model: nn.Module, x: np.ndarray, chunk_samples: int = 65_536) ->
             out[start:stop] = y[0, 0, lead:].cpu().numpy()
     finally:
         model.train(was_training)
-    return out
+    return out[latency:]

@@ -23,6 +23,9 @@ Every model maps (B, 1, T) â†’ (B, 1, T) causally: output t depends on inputs â‰
 - ``tbptt = True`` (class attribute, default False): train with truncated back-propagation
   through time: the trainer warms the state up on the context without gradients, then takes
   one optimiser step per ``train.tbptt_samples`` segment of ``stream``.
+- ``latency`` (samples, default 0): the output lags the effect by this much (a frame-based
+  model); hosts shift it back as a DAW compensates a plugin's reported latency
+  (``apply_model``, ``deepfx apply``, training and evaluation).
 - ``initialise(clean, processed)`` (optional): a closed-form fit on 1-D float32 training
   signals (Hz-free, at the model's rate), called once before gradient training.
 """
