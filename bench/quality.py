@@ -11,7 +11,8 @@ each model on the held-out test split with ``deepfx evaluate``. The budget is th
 (``train.max_seconds``; early stopping may end a job sooner); closed-form ``initialise`` fits
 count towards it.
 
-Prints a markdown table (paste it into the README) and writes bench/results/quality.csv: ESR and
+Prints a markdown table (paste it into the README) and writes bench/results/quality.csv (rows of
+effects not run this time are kept from the last run): ESR and
 MR-STFT of the model, ESR of the clean input, the log-mel distance ratio model↔effect /
 clean↔effect, closer-than-clean on every test file (by the effect's target metric), parameters,
 training seconds, inference real-time factor, and the issue's target with met or missed.
@@ -110,6 +111,30 @@ def row(effect: str, arch: str, role: str, metrics: dict, budget: float) -> dict
     }
 
 
+def merged(rows: list[dict], effects: list[str]) -> list[dict]:
+    """``rows`` plus the rows of other effects kept from the last quality.csv, in params order."""
+    kept = []
+    if OUT.is_file():
+        with open(OUT, newline="") as f:
+            ran = {r["effect"] for r in rows}
+            for old in csv.DictReader(f):
+                if old["effect"] not in ran and old["effect"] in effects:
+                    kept.append(_typed(old))
+    return sorted(rows + kept, key=lambda r: (effects.index(r["effect"]), r["role"] == "own"))
+
+
+def _typed(r: dict) -> dict:
+    """A quality.csv row read back with its numbers and booleans."""
+    out = dict(r)
+    for key in ("esr", "mrstft", "esr_clean", "log_mel_ratio", "train_seconds", "budget_seconds",
+                "inference_rtf"):
+        out[key] = float(r[key])
+    out["params"] = int(r["params"])
+    for key in ("closer_on_every_file", "met"):
+        out[key] = r[key] == "True"
+    return out
+
+
 def markdown(rows: list[dict]) -> str:
     head = ("| effect | model | ESR | MR-STFT | ESR clean | log-mel ratio | closer on every file "
             "| params | train s | RTF | target | met |")
@@ -149,6 +174,7 @@ def main() -> None:
         row(e, a, role, m, args.budget if role == "own" else args.baseline_budget)
         for (e, a, role), m in zip(jobs, results)
     ]
+    rows = merged(rows, list(params["effects"]))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT, "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS)

@@ -143,8 +143,11 @@ def cmd_apply(params: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def cmd_export(params: dict[str, Any], args: argparse.Namespace) -> None:
+    import torch
+
     from deepfx.export import export_model
 
+    torch.set_num_threads(1)  # small recurrent graphs run hundreds of times slower on contended threads
     out = export_model(args.model, args.format, args.out, name=args.name, gear_type=args.gear_type)
     log.info("wrote %s", out)
 

@@ -25,8 +25,8 @@ TINY = {
     "compressor": {"threshold_db": -20.0, "ratio": 2.0, "attack_ms": 10.0, "release_ms": 50.0,
                    "makeup_db": 0.0, "warmup": 512},
     "pitch_shifter": {"n_fft": 64, "grain": 12, "delay": 37, "ratio": 2, "n_bands": 4},
-    "modulated_delay": {},
-    "allpass_phaser": {},
+    "modulated_delay": {"min_delay_ms": 0.0, "max_delay_ms": 1.0, "init_rate_hz": 5.0},
+    "allpass_phaser": {"stages": 2, "warmup": 64, "init_rate_hz": 5.0},
 }
 #: FFT-based models are causal up to float64 round-off.
 ROUND_OFF = 1e-9
