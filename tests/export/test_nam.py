@@ -17,6 +17,7 @@ from deepfx.evaluate import load_model
 from deepfx.export import export_model
 from deepfx.export.nam import NAM_VERSION, SILENCE_SAMPLES, nam_dict
 from test_apply import CONFIGS, RECURRENT, SR, one_thread, save_model, signal_  # noqa: F401
+from test_onnx import DSP, REFUSED, save_dsp_model
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The venv `make nam-venv` builds: neural-amp-modeler and the CPU torch.
@@ -147,3 +148,17 @@ def test_architectures_without_a_nam_form_and_bad_gear_types_are_refused(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.pt", "tcn.pt"]
     assert main(["export", str(tmp_path / "cnn.pt"), "--format", "nam"]) == 2
     assert "export cnn as onnx instead" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted({**DSP, **REFUSED}))
+def test_dsp_models_are_refused_pointing_to_onnx_or_apply(tmp_path, name, capsys):
+    """No DSP model has a NAM form; the refusal suggests ONNX only where ONNX holds the model."""
+    save_dsp_model(tmp_path / "model.pt", name, {**DSP, **REFUSED})
+    instead = (f"export {name} as onnx instead" if name in DSP
+               else "ONNX cannot hold it either; process audio with it by `deepfx apply`")
+    with pytest.raises(DeepfxError, match=f"^{name}: the .nam format holds NAM's WaveNet and LSTM"):
+        export_model(tmp_path / "model.pt", "nam")
+    assert main(["export", str(tmp_path / "model.pt"), "--format", "nam"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith(instead) and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]

@@ -145,6 +145,15 @@ NAM_ARCHS: dict[str, Callable[[nn.Module], tuple[str, dict, list[np.ndarray]]]] 
 }
 
 
+def _instead(model: nn.Module, arch: str) -> str:
+    """What to do with an ``arch`` model that .nam cannot hold: ONNX, or ``deepfx apply``."""
+    from deepfx.export.onnx import onnx_refusal  # here: it loads onnxruntime
+
+    if onnx_refusal(model, arch) is None:
+        return f"export {arch} as onnx instead"
+    return "ONNX cannot hold it either; process audio with it by `deepfx apply`"
+
+
 def nam_dict(model: nn.Module, meta: Mapping, *, name: str | None = None,
              gear_type: str = "pedal") -> dict:
     """The .nam content of ``model`` with its deepfx metadata ``meta`` (see load_model).
@@ -160,7 +169,7 @@ def nam_dict(model: nn.Module, meta: Mapping, *, name: str | None = None,
     if arch not in NAM_ARCHS:
         raise DeepfxError(
             f"{arch}: the .nam format holds NAM's WaveNet and LSTM models, and deepfx can write "
-            f"only {', '.join(sorted(NAM_ARCHS))} as .nam; export {arch} as onnx instead"
+            f"only {', '.join(sorted(NAM_ARCHS))} as .nam; {_instead(model, arch)}"
         )
     if gear_type not in GEAR_TYPES:
         raise DeepfxError(f"gear_type: {gear_type!r} is not one of {', '.join(GEAR_TYPES)}")

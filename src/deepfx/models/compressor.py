@@ -27,12 +27,12 @@ from torch import nn
 
 from deepfx.models.base import HyperparameterError
 
-__all__ = ["Compressor"]
+__all__ = ["ENVELOPE_FLOOR", "Compressor"]
 
 #: Shortest attack/release time (ms) the model can reach (times are learned as log(τ - this)).
 _MIN_TIME_MS = 0.05
 #: Added to the envelope before taking logs (linear amplitude, far below any audible level).
-_TINY = 1e-30
+ENVELOPE_FLOOR = 1e-30
 #: How far one Adam step of about lr moves each setting: a raw parameter of 1 is this many
 #: dB (threshold, make-up) or e-folds (ratio - 1, attack, release), so the default learning
 #: rate walks a setting across its useful range within a few hundred steps.
@@ -115,7 +115,7 @@ class Compressor(nn.Module):
             "makeup_db": init["makeup_db"] + _DB_SCALE * self.makeup,
         }
 
-    def _coefficient(self, time_ms: torch.Tensor) -> torch.Tensor:
+    def log_coefficient(self, time_ms: torch.Tensor) -> torch.Tensor:
         """log of the one-pole coefficient for a time of ``time_ms`` (ms)."""
         return -2.0 * math.pi * 1000.0 / (time_ms * self.sample_rate)
 
@@ -130,8 +130,8 @@ class Compressor(nn.Module):
         rectified = x[:, 0].detach().abs().to(torch.float64)  # (B, n)
         if state is None:
             state = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-        log_attack = self._coefficient(s["attack_ms"])
-        log_release = self._coefficient(s["release_ms"])
+        log_attack = self.log_coefficient(s["attack_ms"])
+        log_release = self.log_coefficient(s["release_ms"])
         mask = _attack_mask(
             rectified.cpu().numpy(),
             state.detach().cpu().numpy(),
@@ -142,7 +142,7 @@ class Compressor(nn.Module):
         u = -torch.expm1(log_c) * rectified  # (1 - c)·|x|
         running = torch.cumsum(log_c, dim=-1)  # L[n] = Σ_{k ≤ n} log c[k]
         # the state enters as a term at k = -1 with L[-1] = 0
-        terms = torch.cat([torch.log(state + _TINY)[:, None], torch.log(u + _TINY) - running], -1)
+        terms = torch.cat([torch.log(state + ENVELOPE_FLOOR)[:, None], torch.log(u + ENVELOPE_FLOOR) - running], -1)
         log_env = running + torch.logcumsumexp(terms, dim=-1)[:, 1:]
         over = torch.relu(log_env * (20.0 / math.log(10.0)) - s["threshold_db"])
         gain_db = s["makeup_db"] - (1.0 - 1.0 / s["ratio"]) * over

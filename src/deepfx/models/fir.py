@@ -89,6 +89,16 @@ class FIR(nn.Module):
         return fft_convolve(x, self.taps())
 
     @torch.no_grad()
+    def onnx_module(self) -> nn.Module:
+        """This filter as a direct causal convolution (zeros padded before the input, then a
+        ``Conv1d`` holding the taps), which ONNX expresses; it has no complex numbers for the
+        FFT. Equal to :meth:`forward` up to float32 round-off; a snapshot of the current taps."""
+        taps = self.taps()
+        conv = nn.Conv1d(1, 1, taps.numel(), bias=False)
+        conv.weight.copy_(taps.flip(-1).view(1, 1, -1))  # Conv1d correlates: reverse the taps
+        return nn.Sequential(nn.ConstantPad1d((taps.numel() - 1, 0), 0.0), conv)
+
+    @torch.no_grad()
     def initialise(self, clean: np.ndarray, processed: np.ndarray) -> None:
         """Set the filter to the least-squares fit (:func:`wiener_taps`) of ``processed`` from
         ``clean`` (1-D float32 training signals of equal length)."""
