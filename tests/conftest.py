@@ -97,3 +97,15 @@ def project(tmp_path: Path) -> Project:
     proj.run("dvc", "config", "core.analytics", "false")
     proj.run("dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
     return proj
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run the module's tests on one torch thread, then restore the count: small tensors gain
+    nothing from more, and the machine is shared (every module under tests/models uses it)."""
+    import torch  # here: most tests never load torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,6 +21,9 @@ from deepfx.cli import main
 from deepfx.errors import DeepfxError
 from deepfx.models import build_model
 
+#: Streams work on small blocks: one torch thread is fastest (and immune to a busy machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SR = 16_000
 #: Small models of every kind a stream handles (receptive fields 16, 29 and 14 samples).
 CONFIGS = {
@@ -74,15 +77,6 @@ def signal_(channels: int, n: int, seed: int = 1) -> np.ndarray:
     t = np.arange(n) / SR
     x = [0.6 * np.sin(2 * np.pi * (110 + 97 * c) * t) + 0.2 * rng.uniform(-1, 1, n) for c in range(channels)]
     return np.asarray(x, np.float32)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Streams work on small blocks: one torch thread is fastest (and immune to a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def leftovers(folder: Path, keep: set[str]) -> list[str]:

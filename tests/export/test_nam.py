@@ -16,8 +16,10 @@ from deepfx.errors import DeepfxError
 from deepfx.evaluate import load_model
 from deepfx.export import export_model
 from deepfx.export.nam import NAM_VERSION, SILENCE_SAMPLES, nam_dict
-from test_apply import CONFIGS, RECURRENT, SR, one_thread, save_model, signal_  # noqa: F401
+from test_apply import CONFIGS, RECURRENT, SR, save_model, signal_
 from test_onnx import DSP, REFUSED, save_dsp_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The venv `make nam-venv` builds: neural-amp-modeler and the CPU torch.

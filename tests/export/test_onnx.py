@@ -20,7 +20,9 @@ from deepfx.generate import generate_dataset
 from deepfx.models import build_model
 from deepfx.models.fir import FIR
 from conftest import tiny_params
-from test_apply import CONFIGS, RECURRENT, SR, make_model, one_thread, save_model, signal_  # noqa: F401
+from test_apply import CONFIGS, RECURRENT, SR, make_model, save_model, signal_
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: DSP models ONNX holds: FIRs as direct convolutions (64 taps; a 4-layer TCN, then 48 taps, at
 #: 16 kHz) and a compressor that acts on the test file (its detector as a Scan node).

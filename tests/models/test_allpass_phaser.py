@@ -1,23 +1,23 @@
-"""AllpassPhaser: contract (shapes, causality, stream, time variance), the vectorised recursion
-against a plain per-sample loop, and behaviour against pedalboard's real Phaser (JUCE's
-dsp::Phaser)."""
+"""AllpassPhaser: the vectorised recursion against a plain per-sample loop, the start sample,
+and behaviour against pedalboard's real Phaser (JUCE's dsp::Phaser). (Shapes, causality,
+streaming, time variance and config errors: test_archs.py.)"""
 
 import math
-import re
 
 import numpy as np
 import pedalboard
 import pytest
 import torch
+from helpers import SR, effect, positioned_training, starts, tonal
 
-from deepfx.errors import DeepfxError
 from deepfx.losses import ESRLoss, esr
 from deepfx.models import apply_model, build_model
 from deepfx.models.allpass_phaser import CUTOFF_SCALE, FEEDBACK_SCALE
 from deepfx.models.lfo import PHASE_SCALE, RATE_SCALE
-from deepfx.signals import TrackSpec, track
 
-SR = 44100
+#: One torch thread per module (small tensors; the machine is shared).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 #: Not the settings of params.yaml: the model must find them, not start from them.
 PHASER = {"rate_hz": 0.6, "depth": 0.6, "centre_frequency_hz": 900.0, "feedback": 0.4, "mix": 0.6}
 #: JUCE maps depth and centre to a log cut-off: ln fc = ln 20 + ln 1000·(norm + depth/2·lfo).
@@ -25,21 +25,11 @@ JUCE_CENTRE = math.log(PHASER["centre_frequency_hz"])
 JUCE_DEPTH = PHASER["depth"] / 2 * math.log(1000.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small tensor operations: a second thread only adds synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def audio() -> tuple[np.ndarray, np.ndarray]:
     """8 s of the project's synthetic notes and chirps, and the real phaser of them."""
-    spec = TrackSpec(SR, 2, 4.0, (2.0, 6.0), 2, (80.0, 1200.0), -3.0)
-    x = track(spec, 7)
-    return x, pedalboard.Phaser(**PHASER).process(x[None], SR, reset=True)[0]
+    x = tonal(4.0, 7, segments=2, notes_per_second=(2.0, 6.0), polyphony=2)
+    return x, effect(pedalboard.Phaser(**PHASER), x)
 
 
 def model(stages: int = 6, **lfo: float) -> torch.nn.Module:
@@ -52,15 +42,6 @@ def model(stages: int = 6, **lfo: float) -> torch.nn.Module:
         m.raw_depth.fill_(lfo.get("depth", 1.5) / CUTOFF_SCALE)
         m.raw_feedback.fill_(math.atanh(lfo.get("feedback", 0.5)) / FEEDBACK_SCALE)
     return m
-
-
-def starts(*values: int) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.int64)
-
-
-def test_shape_is_kept():
-    x = torch.randn(3, 1, 500, dtype=torch.double)
-    assert model()(x, starts(0, 10, -7)).shape == (3, 1, 500)
 
 
 def test_equals_the_per_sample_recursion():
@@ -83,41 +64,6 @@ def test_equals_the_per_sample_recursion():
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("t", [0, 400, 1999])
-def test_causal_output_ignores_future_input(t):
-    m = model()
-    x = torch.randn(2, 1, 2000, dtype=torch.double)
-    perturbed = x.clone()
-    perturbed[..., t + 1 :] += 1.0
-    with torch.no_grad():
-        before, after = m(x, starts(0, 5000)), m(perturbed, starts(0, 5000))
-    assert torch.equal(after[..., : t + 1], before[..., : t + 1])
-    if t < 1999:
-        assert not torch.allclose(after[..., t + 1 :], before[..., t + 1 :])
-
-
-@pytest.mark.parametrize("block", [1, 7, 331, 2000])
-def test_stream_equals_forward(block):
-    m = model(rate=8.0)
-    x = torch.randn(2, 1, 4000, dtype=torch.double)
-    with torch.no_grad():
-        whole = m(x, starts(0, 0))
-        state, pieces = None, []
-        for i in range(0, 4000, block):
-            y, state = m.stream(x[..., i : i + block], state)
-            pieces.append(y)
-    torch.testing.assert_close(torch.cat(pieces, -1), whole, rtol=0, atol=1e-12)
-    assert torch.equal(state["position"], starts(4000, 4000))
-
-
-def test_chunked_inference_in_float32_equals_one_shot():
-    m = model(rate=8.0).float()
-    x = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
-    with torch.no_grad():
-        whole = m(torch.from_numpy(x).view(1, 1, -1), starts(0))[0, 0].numpy()
-    np.testing.assert_allclose(apply_model(m, x, chunk_samples=777), whole, rtol=0, atol=1e-5)
-
-
 def test_start_places_the_excerpt_in_its_file():
     """An excerpt with its warm-up, given its start in the file, settles on the whole-file
     output; a negative start means zeros before the file. (Without feedback: feedback
@@ -132,16 +78,6 @@ def test_start_places_the_excerpt_in_its_file():
         padded = m(torch.nn.functional.pad(x, (500, 0)), starts(-500))
     torch.testing.assert_close(excerpt[..., warmup:], whole[..., 6000:], rtol=0, atol=1e-6)
     torch.testing.assert_close(padded[..., 500:], whole, rtol=0, atol=1e-12)
-
-
-def test_time_variant_same_input_elsewhere_in_the_file_differs():
-    m = model(rate=2.0)
-    x = torch.randn(1, 1, 3000, dtype=torch.double).expand(2, 1, 3000)
-    with torch.no_grad():
-        y = m(x, starts(10_000, 30_000))
-        again = m(x, starts(10_000, 10_000))
-    assert torch.equal(again[0], again[1])
-    assert (y[0] - y[1]).abs().max() > 0.1
 
 
 def test_effects_parameters_reproduce_the_real_phaser(audio):
@@ -182,39 +118,6 @@ def test_training_lowers_the_loss(audio, initialised):
     torch.manual_seed(0)
     m = build_model("allpass_phaser", {}, sample_rate=SR)
     m.load_state_dict(initialised.state_dict())
-    x, y = (torch.from_numpy(a) for a in audio)
-    rng = np.random.default_rng(0)
-    context, length = m.receptive_field - 1, 2048
-    loss_fn, optimiser = ESRLoss(0.85), torch.optim.Adam(m.parameters(), lr=5e-3)
-
-    def loss(first: np.ndarray) -> torch.Tensor:
-        windows = first[:, None] + np.arange(context + length)
-        prediction = m(x[windows][:, None], torch.from_numpy(first))[..., context:]
-        return loss_fn(prediction, y[windows][:, None, context:])
-
-    held_out = rng.integers(0, len(x) - context - length, 16)
-    with torch.no_grad():
-        before = loss(held_out).item()
-    for _ in range(40):
-        optimiser.zero_grad()
-        loss(rng.integers(0, len(x) - context - length, 8)).backward()
-        optimiser.step()
-    with torch.no_grad():
-        after = loss(held_out).item()
+    before, after = positioned_training(m, *audio, length=2048, loss_fn=ESRLoss(0.85))
     assert after < before / 5, (before, after)
     assert math.tanh(FEEDBACK_SCALE * m.raw_feedback.item()) < -0.3
-
-
-@pytest.mark.parametrize(
-    ("cfg", "message"),
-    [
-        ({"stages": 0}, "models.allpass_phaser.stages: expected a positive integer"),
-        ({"stages": 33}, "models.allpass_phaser.stages: at most 32 all-pass stages"),
-        ({"warmup": -1}, "models.allpass_phaser.warmup: expected a positive integer"),
-        ({"init_rate_hz": 20.0}, "models.allpass_phaser.init_rate_hz: must be in (0, 10] Hz"),
-        ({"mix": 0.5}, "models.allpass_phaser.mix: unknown hyper-parameter"),
-    ],
-)
-def test_bad_hyperparameters_name_the_key(cfg, message):
-    with pytest.raises(DeepfxError, match=re.escape(message)):
-        build_model("allpass_phaser", cfg, sample_rate=SR)

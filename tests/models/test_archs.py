@@ -1,16 +1,21 @@
 """Every registered architecture keeps the contract of deepfx.models.base: shapes, causality,
-exact streaming, chunked inference, the registry and its config errors."""
+exact streaming, chunked inference, time variance, the registry and every architecture's config
+errors. (The per-architecture files test what is particular to one.)"""
 
 import re
 
 import numpy as np
 import pytest
 import torch
+from helpers import output_changes, starts
 
 from deepfx.config import SCHEMA
 from deepfx.errors import DeepfxError
 from deepfx.models import ARCHS, apply_model, build_model, hyperparameters
 from deepfx.models.base import is_time_variant, run
+
+#: One torch thread per module (small tensors; the machine is shared).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Sample rate (Hz) the tiny models are built at: low, so that ms-sized parts stay few samples.
 SR = 8000
@@ -28,8 +33,17 @@ TINY = {
     "modulated_delay": {"min_delay_ms": 0.0, "max_delay_ms": 1.0, "init_rate_hz": 5.0},
     "allpass_phaser": {"stages": 2, "warmup": 64, "init_rate_hz": 5.0},
 }
+#: Other code paths of an architecture: a GRU cell without the skip connection.
+VARIANTS = {"rnn-gru": ("rnn", {"cell": "gru", "hidden": 4, "skip": False, "warmup": 32})}
+#: What the contract tests run on: every tiny configuration and the variants.
+CASES = {**{arch: (arch, cfg) for arch, cfg in TINY.items()}, **VARIANTS}
+#: The architectures that think in ms or Hz and so need the sample rate.
+NEED_THE_RATE = ["allpass_phaser", "compressor", "fir", "modulated_delay", "pitch_shifter",
+                 "tcn_fir"]
 #: FFT-based models are causal up to float64 round-off.
 ROUND_OFF = 1e-9
+#: The pitch shifter's small configuration its bad values are checked against.
+PITCH = {"n_fft": 256, "grain": 32, "delay": 143, "n_bands": 8}
 
 
 def test_the_registry_and_the_params_schema_name_the_same_archs():
@@ -44,14 +58,17 @@ def test_every_registered_arch_has_a_tiny_config_and_defaults_for_the_rest():
         build_model(arch, {}, sample_rate=SR)  # every hyper-parameter has a default
 
 
-@pytest.fixture(params=sorted(TINY))
+@pytest.fixture(params=sorted(CASES))
 def model(request):
+    """A tiny model in float64 with its parameters moved off their start values (where a model
+    starts as the identity, as the FIRs do, the identity would hide most faults)."""
+    arch, cfg = CASES[request.param]
     torch.manual_seed(0)
-    return build_model(request.param, TINY[request.param], sample_rate=SR).double().eval()
-
-
-def starts(batch: int, at: int = 0) -> torch.Tensor:
-    return torch.full((batch,), at, dtype=torch.int64)
+    model = build_model(arch, cfg, sample_rate=SR).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
 
 
 def test_shape_is_kept(model):
@@ -100,11 +117,14 @@ def test_stream_equals_forward_where_there_is_state(model):
     torch.testing.assert_close(torch.cat(parts, dim=-1), whole, rtol=0, atol=1e-9)
 
 
-def test_time_variant_models_depend_on_the_start_sample(model):
-    x = 0.3 * torch.randn(1, 1, 400, dtype=torch.double)
+def test_time_variant_models_follow_each_rows_start(model):
+    """Rows of one input at different starts differ for time-variant models only; rows at one
+    start agree."""
+    x = 0.3 * torch.randn(1, 1, 400, dtype=torch.double).repeat(2, 1, 1)
     with torch.no_grad():
-        same = torch.allclose(run(model, x, starts(1, 0)), run(model, x, starts(1, 333)))
-    assert same != is_time_variant(model)
+        apart, together = run(model, x, starts(0, 333)), run(model, x, starts(333, 333))
+    torch.testing.assert_close(together[0], together[1], rtol=0, atol=ROUND_OFF)
+    assert torch.allclose(apart[0], apart[1]) != is_time_variant(model)
 
 
 def test_receptive_field_is_exact_for_the_convolutional_models():
@@ -112,14 +132,10 @@ def test_receptive_field_is_exact_for_the_convolutional_models():
     for arch in ("cnn", "tcn"):
         torch.manual_seed(0)
         model = build_model(arch, TINY[arch]).double().eval()
-        rf, t = model.receptive_field, 80
+        rf = model.receptive_field
         x = torch.randn(1, 1, 100, dtype=torch.double)
-        with torch.no_grad():
-            base = model(x)[0, 0, t]
-            for lag, should_change in ((rf - 1, True), (rf, False), (rf + 5, False)):
-                nudged = x.clone()
-                nudged[0, 0, t - lag] += 1.0
-                assert bool(model(nudged)[0, 0, t] != base) == should_change, (arch, lag, rf)
+        changes = output_changes(model, x, 80, (rf - 1, rf, rf + 5))
+        assert changes[0] > 0 and changes[1:] == [0, 0], (arch, rf, changes)
     assert build_model("cnn", TINY["cnn"]).receptive_field == 16
     # 1 + (kernel_size - 1) * sum(dilations) * stacks
     assert build_model("tcn", TINY["tcn"]).receptive_field == 1 + 2 * 7 * 2
@@ -141,28 +157,101 @@ def test_tanh_activation_builds_and_runs():
     assert build_model("tcn", cfg)(torch.zeros(1, 1, 10)).shape == (1, 1, 10)
 
 
+#: Per architecture: bad hyper-parameters and the error each raises after "models.<arch>.".
+BAD_CONFIGS = {
+    "cnn": [
+        ({**TINY["cnn"], "dropout": 0.1}, "dropout: unknown"),
+        ({**TINY["cnn"], "channels": 0}, "channels: expected a positive integer"),
+        ({**TINY["cnn"], "window": 15}, "window: 15 does not fit"),
+        ({**TINY["cnn"], "hidden": True}, "hidden: expected a positive integer"),
+    ],
+    "tcn": [
+        ({**TINY["tcn"], "dilations": []}, "dilations: expected a non-empty list"),
+        ({**TINY["tcn"], "dilations": [1, -2]}, "dilations[1]: expected"),
+        ({**TINY["tcn"], "activation": "relu"}, "activation: 'relu' is not one of"),
+    ],
+    "rnn": [
+        ({"cell": "rnn"}, "cell: 'rnn' is not one of ['lstm', 'gru']"),
+        ({"hidden": 0}, "hidden: expected a positive integer"),
+        ({"skip": "yes"}, "skip: expected true or false, got 'yes'"),
+        ({"warmup": -1}, "warmup: expected a positive integer"),
+        ({"layers": 2}, "layers: unknown hyper-parameter"),
+    ],
+    "lstm": [
+        ({"layers": 0}, "layers: expected a positive integer"),
+        ({"hidden": -4}, "hidden: expected a positive integer"),
+        ({"warmup": 0}, "warmup: expected a positive integer"),
+        ({"hidden": 8.5}, "hidden: expected a positive integer"),
+        ({"dropout": 0.1}, "dropout: unknown hyper-parameter"),
+    ],
+    "fir": [
+        ({"length_ms": "long"}, "length_ms: expected a number, got 'long'"),
+        ({"length_ms": float("nan")}, "length_ms: expected a number"),
+        ({"length_ms": 0.01}, "length_ms: must be at least one sample"),
+        ({"length_ms": -5.0}, "length_ms: must be at least one sample"),
+        ({"taps": 100}, "taps: unknown hyper-parameter"),
+    ],
+    "tcn_fir": [
+        ({"fir_ms": 0.01}, "fir_ms: must be at least one sample"),
+        ({"fir_ms": float("inf")}, "fir_ms: expected a number"),
+        ({"channels": 0}, "channels: expected a positive integer"),
+        ({"dilations": []}, "dilations: expected a non-empty list"),
+        ({"activation": "relu"}, "activation: 'relu' is not one of"),
+        ({"length_ms": 40.0}, "length_ms: unknown hyper-parameter"),
+    ],
+    "compressor": [
+        ({"ratio": 1.0}, "ratio: must be above 1, got 1.0"),
+        ({"ratio": 0.5}, "ratio: must be above 1, got 0.5"),
+        ({"attack_ms": 0.0}, "attack_ms: must be above 0.05 ms"),
+        ({"release_ms": -5.0}, "release_ms: must be above 0.05 ms"),
+        ({"warmup": 0}, "warmup: expected a positive integer"),
+    ],
+    "pitch_shifter": [
+        ({**PITCH, "n_fft": 255}, "n_fft: must be even"),
+        ({**PITCH, "grain": 30}, "grain: must be a multiple of 4 up to n_fft, got 30"),
+        ({**PITCH, "grain": 512}, "grain: must be a multiple of 4 up to n_fft, got 512"),
+        ({**PITCH, "delay": 10}, "delay: must lie in [grain - 1, n_fft - 1] = [31, 255], got 10"),
+        ({**PITCH, "delay": 256}, "delay: must lie in [grain - 1, n_fft - 1] = [31, 255], got 256"),
+        ({**PITCH, "delay": 40}, "delay: 40 keeps a piece where the squeezed window falls below"),
+        ({**PITCH, "n_bands": 1}, "n_bands: must be at least 2"),
+        ({**PITCH, "ratio": 0}, "ratio: expected a positive integer"),
+    ],
+    "modulated_delay": [
+        ({"max_delay_ms": 0.0}, "max_delay_ms: must be in (0, 1000] ms"),
+        ({"min_delay_ms": 40.0}, "min_delay_ms: must be in [0, max_delay"),
+        ({"init_rate_hz": 0.0}, "init_rate_hz: must be in (0, 10] Hz"),
+        ({"init_rate_hz": "1"}, "init_rate_hz: expected a number"),
+        ({"feedback": 0.5}, "feedback: unknown hyper-parameter"),
+    ],
+    "allpass_phaser": [
+        ({"stages": 0}, "stages: expected a positive integer"),
+        ({"stages": 33}, "stages: at most 32 all-pass stages"),
+        ({"warmup": -1}, "warmup: expected a positive integer"),
+        ({"init_rate_hz": 20.0}, "init_rate_hz: must be in (0, 10] Hz"),
+        ({"mix": 0.5}, "mix: unknown hyper-parameter"),
+    ],
+}
+
+
 @pytest.mark.parametrize(
     ("arch", "cfg", "message"),
-    [
-        ("gru", {}, "archs: unknown architecture 'gru'; choose from ['allpass_phaser', 'cnn',"),
-        ("cnn", {**TINY["cnn"], "dropout": 0.1}, "models.cnn.dropout: unknown"),
-        ("cnn", {**TINY["cnn"], "channels": 0}, "models.cnn.channels: expected a positive integer"),
-        ("cnn", {**TINY["cnn"], "window": 15}, "models.cnn.window: 15 does not fit"),
-        ("cnn", {**TINY["cnn"], "hidden": True}, "models.cnn.hidden: expected a positive integer"),
-        ("tcn", {**TINY["tcn"], "dilations": []}, "models.tcn.dilations: expected a non-empty list"),
-        ("tcn", {**TINY["tcn"], "dilations": [1, -2]}, "models.tcn.dilations[1]: expected"),
-        ("tcn", {**TINY["tcn"], "activation": "relu"}, "models.tcn.activation: 'relu' is not one of"),
-        ("rnn", {"skip": "yes"}, "models.rnn.skip: expected true or false, got 'yes'"),
-        ("fir", {"length_ms": "long"}, "models.fir.length_ms: expected a number, got 'long'"),
-    ],
+    [(arch, cfg, message) for arch, rows in BAD_CONFIGS.items() for cfg, message in rows],
 )
 def test_bad_config_names_the_key(arch, cfg, message):
-    with pytest.raises(DeepfxError, match=re.escape(message)):
+    with pytest.raises(DeepfxError, match=re.escape(f"models.{arch}.{message}")):
         build_model(arch, cfg, sample_rate=SR)
+
+
+def test_an_unknown_arch_names_the_choices():
+    message = "archs: unknown architecture 'gru'; choose from ['allpass_phaser', 'cnn',"
+    with pytest.raises(DeepfxError, match=re.escape(message)):
+        build_model("gru", {})
 
 
 def test_where_names_the_effect_and_a_missing_rate_is_an_error():
     with pytest.raises(DeepfxError, match=re.escape("effects.delay.model.length_ms: expected a number")):
         build_model("fir", {"length_ms": None}, sample_rate=SR, where="effects.delay.model")
-    with pytest.raises(DeepfxError, match=re.escape("models.fir: fir needs the sample rate (Hz)")):
-        build_model("fir", {})
+    for arch in NEED_THE_RATE:
+        message = f"models.{arch}: {arch} needs the sample rate (Hz)"
+        with pytest.raises(DeepfxError, match=re.escape(message)):
+            build_model(arch, {})

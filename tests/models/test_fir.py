@@ -1,40 +1,21 @@
-"""The learned FIR filter: convolution, causality, receptive field, closed-form fit, training."""
-
-import re
+"""The learned FIR filter: convolution, receptive field, closed-form fit, training. (Shapes,
+causality, chunked inference and config errors: test_archs.py.)"""
 
 import numpy as np
 import pedalboard
 import pytest
 import torch
+from helpers import SR, effect, excerpt_training, output_changes, tonal
 
-from deepfx.errors import DeepfxError
-from deepfx.losses import ESRLoss, esr
+from deepfx.losses import esr
 from deepfx.models import apply_model, build_model
 from deepfx.models.fir import fft_convolve, wiener_taps
-from deepfx.signals import TrackSpec, track
 
-SR = 44100
+#: One torch thread per module (small tensors; the machine is shared).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 #: FFT round-off bound in float64 (an actual dependency is larger by many orders of magnitude).
 ROUND_OFF = 1e-12
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: FFTs on small batches slow down ten-fold when threads compete."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tonal(seconds: float, seed: int) -> np.ndarray:
-    """A clean signal like the default data's: notes and chirps of 80-1200 Hz."""
-    spec = TrackSpec(SR, 1, seconds, (3.0, 6.0), 3, (80.0, 1200.0), -3.0)
-    return track(spec, seed)
-
-
-def effect(plugin: pedalboard.Plugin, x: np.ndarray) -> np.ndarray:
-    return plugin.process(x[None], SR, reset=True)[0]
 
 
 @pytest.fixture
@@ -53,12 +34,10 @@ def test_taps_follow_length_and_rate():
     assert build_model("fir", {}, sample_rate=SR).receptive_field == round(0.6 * SR)
 
 
-def test_starts_as_identity_and_keeps_shape():
+def test_starts_as_identity():
     model = build_model("fir", {"length_ms": 5.0}, sample_rate=SR)
     x = torch.randn(3, 1, 100)
-    y = model(x)
-    assert y.shape == (3, 1, 100)
-    torch.testing.assert_close(y, x, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model(x), x, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", [1, 30, 200])
@@ -71,56 +50,11 @@ def test_forward_is_the_linear_convolution_with_its_taps(random_fir, n):
         np.testing.assert_allclose(y[b, 0].numpy(), direct, rtol=0, atol=ROUND_OFF)
 
 
-@pytest.mark.parametrize("t", [0, 37, 150])
-def test_causal(random_fir, t):
-    x = torch.randn(2, 1, 200, dtype=torch.double)
-    perturbed = x.clone()
-    perturbed[..., t + 1 :] += torch.randn_like(perturbed[..., t + 1 :])
-    with torch.no_grad():
-        before, after = random_fir(x), random_fir(perturbed)
-    torch.testing.assert_close(after[..., : t + 1], before[..., : t + 1], rtol=0, atol=ROUND_OFF)
-    assert (after[..., t + 1 :] - before[..., t + 1 :]).abs().max() > 1e-3
-
-
 def test_receptive_field_is_exact(random_fir):
-    rf, t = random_fir.receptive_field, 150
+    rf = random_fir.receptive_field
     x = torch.randn(1, 1, 200, dtype=torch.double)
-    with torch.no_grad():
-        base = random_fir(x)[0, 0, t]
-        for lag, should_change in ((rf - 1, True), (rf, False), (rf + 5, False)):
-            nudged = x.clone()
-            nudged[0, 0, t - lag] += 1.0
-            change = float((random_fir(nudged)[0, 0, t] - base).abs())
-            assert (change > 1e-6) == should_change and (change > ROUND_OFF) == should_change
-
-
-@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
-def test_chunked_inference_equals_one_shot(random_fir, chunk):
-    model = random_fir.float()
-    x = np.random.default_rng(0).standard_normal(300).astype(np.float32)
-    with torch.no_grad():
-        one_shot = model(torch.from_numpy(x).view(1, 1, -1))[0, 0].numpy()
-    np.testing.assert_allclose(apply_model(model, x, chunk_samples=chunk), one_shot, atol=1e-5)
-
-
-@pytest.mark.parametrize(
-    ("cfg", "message"),
-    [
-        ({"length_ms": 0.01}, "models.fir.length_ms: must be at least one sample"),
-        ({"length_ms": -5.0}, "models.fir.length_ms: must be at least one sample"),
-        ({"length_ms": float("nan")}, "models.fir.length_ms: expected a number"),
-        ({"length_ms": "long"}, "models.fir.length_ms: expected a number"),
-        ({"taps": 100}, "models.fir.taps: unknown hyper-parameter"),
-    ],
-)
-def test_bad_config_names_the_key(cfg, message):
-    with pytest.raises(DeepfxError, match=re.escape(message)):
-        build_model("fir", cfg, sample_rate=SR)
-
-
-def test_needs_the_sample_rate():
-    with pytest.raises(DeepfxError, match="models.fir: fir needs the sample rate"):
-        build_model("fir", {})
+    changes = output_changes(random_fir, x, 150, (rf - 1, rf, rf + 5))
+    assert changes[0] > 1e-6 and max(changes[1:]) <= ROUND_OFF, changes
 
 
 @pytest.mark.parametrize(
@@ -176,17 +110,5 @@ def test_adam_from_the_identity_learns_a_real_high_pass():
     x = tonal(4.0, seed=3)
     y = effect(pedalboard.HighpassFilter(cutoff_frequency_hz=500.0), x)
     model = build_model("fir", {"length_ms": 10.0}, sample_rate=SR)
-    context, excerpt = model.receptive_field - 1, 4096
-    rng = np.random.default_rng(0)
-    starts = rng.integers(context, len(x) - excerpt, size=(40, 8))
-    loss_fn, optimiser = ESRLoss(0.85), torch.optim.Adam(model.parameters(), lr=3e-2)
-    losses = []
-    for batch in starts:
-        inputs = torch.from_numpy(np.stack([x[s - context : s + excerpt] for s in batch]))
-        targets = torch.from_numpy(np.stack([y[s : s + excerpt] for s in batch]))
-        loss = loss_fn(model(inputs[:, None])[..., context:], targets[:, None])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+    losses = excerpt_training(model, x, y, length=4096, lr=3e-2)
     assert np.mean(losses[-5:]) < 0.1 * np.mean(losses[:2])

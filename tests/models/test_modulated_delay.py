@@ -1,41 +1,32 @@
-"""ModulatedDelay: contract (shapes, causality, receptive field, stream, time variance) and
-behaviour against pedalboard's real Chorus (JUCE's dsp::Chorus)."""
+"""ModulatedDelay: receptive field, the start sample, and behaviour against pedalboard's real
+Chorus (JUCE's dsp::Chorus). (Shapes, causality, streaming, time variance and config errors:
+test_archs.py.)"""
 
 import math
-import re
 
 import numpy as np
 import pedalboard
 import pytest
 import torch
+from helpers import SR, effect, output_changes, positioned_training, starts, tonal
 
-from deepfx.errors import DeepfxError
 from deepfx.losses import ESRLoss, esr
 from deepfx.models import apply_model, build_model
 from deepfx.models.lfo import PHASE_SCALE, RATE_SCALE
 from deepfx.models.modulated_delay import DELAY_SCALE
-from deepfx.signals import TrackSpec, track
 
-SR = 44100
+#: One torch thread per module (small tensors; the machine is shared).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 #: Not the settings of params.yaml: the model must find them, not start from them.
 CHORUS = {"rate_hz": 0.7, "depth": 0.3, "centre_delay_ms": 5.0, "feedback": 0.0, "mix": 0.4}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small tensor operations: a second thread only adds synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def audio() -> tuple[np.ndarray, np.ndarray]:
     """8 s of the project's synthetic notes and chirps, and the real chorus of them."""
-    spec = TrackSpec(SR, 2, 4.0, (2.0, 6.0), 2, (80.0, 1200.0), -3.0)
-    x = track(spec, 7)
-    return x, pedalboard.Chorus(**CHORUS).process(x[None], SR, reset=True)[0]
+    x = tonal(4.0, 7, segments=2, notes_per_second=(2.0, 6.0), polyphony=2)
+    return x, effect(pedalboard.Chorus(**CHORUS), x)
 
 
 def model(**lfo: float) -> torch.nn.Module:
@@ -49,28 +40,6 @@ def model(**lfo: float) -> torch.nn.Module:
     return m
 
 
-def starts(*values: int) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.int64)
-
-
-def test_shape_is_kept():
-    x = torch.randn(3, 1, 500, dtype=torch.double)
-    assert model()(x, starts(0, 10, -7)).shape == (3, 1, 500)
-
-
-@pytest.mark.parametrize("t", [0, 400, 1999])
-def test_causal_output_ignores_future_input(t):
-    m = model()
-    x = torch.randn(2, 1, 2000, dtype=torch.double)
-    perturbed = x.clone()
-    perturbed[..., t + 1 :] += 1.0
-    with torch.no_grad():
-        before, after = m(x, starts(0, 5000)), m(perturbed, starts(0, 5000))
-    assert torch.equal(after[..., : t + 1], before[..., : t + 1])
-    if t < 1999:
-        assert not torch.allclose(after[..., t + 1 :], before[..., t + 1 :])
-
-
 def test_receptive_field_is_the_longest_delay_plus_one():
     """At the longest delay the output depends on input receptive_field - 1 samples back, never
     on earlier input, whatever the LFO does."""
@@ -78,38 +47,13 @@ def test_receptive_field_is_the_longest_delay_plus_one():
     rf, t = m.receptive_field, 3000
     assert rf == math.ceil(30.0 * SR / 1000) + 1
     x = torch.randn(1, 1, t + 1, dtype=torch.double)
+    changes = output_changes(m, x, t, (rf - 2, rf - 1, rf))
+    assert changes[0] == 0 and changes[1] > 0 and changes[2] == 0, changes  # one tap only
     with torch.no_grad():
-        base = m(x, starts(0))[0, 0, t]
-        for lag, changes in ((rf - 2, False), (rf - 1, True), (rf, False)):  # one tap only
-            nudged = x.clone()
-            nudged[0, 0, t - lag] += 1.0
-            assert bool(m(nudged, starts(0))[0, 0, t] != base) == changes, lag
         swept = model(rate=9.0, centre=15.0, depth=20.0)  # sweeps the whole delay line
         early = x.clone()
         early[0, 0, : t - rf + 1] += torch.randn(t - rf + 1, dtype=torch.double)
         assert torch.equal(swept(early, starts(0))[..., t:], swept(x, starts(0))[..., t:])
-
-
-@pytest.mark.parametrize("block", [1, 7, 331, 2000])
-def test_stream_equals_forward(block):
-    m = model(rate=8.0, depth=5.0)
-    x = torch.randn(2, 1, 4000, dtype=torch.double)
-    with torch.no_grad():
-        whole = m(x, starts(0, 0))
-        state, pieces = None, []
-        for i in range(0, 4000, block):
-            y, state = m.stream(x[..., i : i + block], state)
-            pieces.append(y)
-    torch.testing.assert_close(torch.cat(pieces, -1), whole, rtol=0, atol=1e-12)
-    assert torch.equal(state["position"], starts(4000, 4000))
-
-
-def test_chunked_inference_in_float32_equals_one_shot():
-    m = model(rate=8.0, depth=5.0).float()
-    x = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
-    with torch.no_grad():
-        whole = m(torch.from_numpy(x).view(1, 1, -1), starts(0))[0, 0].numpy()
-    np.testing.assert_allclose(apply_model(m, x, chunk_samples=777), whole, rtol=0, atol=1e-5)
 
 
 def test_start_places_the_excerpt_in_its_file():
@@ -125,16 +69,6 @@ def test_start_places_the_excerpt_in_its_file():
         padded = m(torch.nn.functional.pad(x, (500, 0)), starts(-500))
     torch.testing.assert_close(excerpt[..., context:], whole[..., 4000:], rtol=0, atol=1e-12)
     torch.testing.assert_close(padded[..., 500:], whole, rtol=0, atol=1e-12)
-
-
-def test_time_variant_same_input_elsewhere_in_the_file_differs():
-    m = model(rate=2.0, depth=3.0)
-    x = torch.randn(1, 1, 3000, dtype=torch.double).expand(2, 1, 3000)
-    with torch.no_grad():
-        y = m(x, starts(10_000, 30_000))
-        again = m(x, starts(10_000, 10_000))
-    assert torch.equal(again[0], again[1])
-    assert (y[0] - y[1]).abs().max() > 0.1
 
 
 def test_effects_parameters_reproduce_the_real_chorus(audio):
@@ -187,38 +121,5 @@ def test_training_lowers_the_loss(audio, initialised):
         m.lfo.raw_rate.mul_(1.001)
         m.raw_centre.add_(0.05 / DELAY_SCALE)
         m.wet.sub_(0.1)
-    x, y = (torch.from_numpy(a) for a in audio)
-    rng = np.random.default_rng(0)
-    context, length = m.receptive_field - 1, 4096
-    loss_fn, optimiser = ESRLoss(0.0), torch.optim.Adam(m.parameters(), lr=5e-3)
-
-    def loss(first: np.ndarray) -> torch.Tensor:
-        windows = first[:, None] + np.arange(context + length)
-        prediction = m(x[windows][:, None], torch.from_numpy(first))[..., context:]
-        return loss_fn(prediction, y[windows][:, None, context:])
-
-    held_out = rng.integers(0, len(x) - context - length, 16)
-    with torch.no_grad():
-        before = loss(held_out).item()
-    for _ in range(40):
-        optimiser.zero_grad()
-        loss(rng.integers(0, len(x) - context - length, 8)).backward()
-        optimiser.step()
-    with torch.no_grad():
-        after = loss(held_out).item()
+    before, after = positioned_training(m, *audio, length=4096, loss_fn=ESRLoss(0.0))
     assert after < before / 5, (before, after)
-
-
-@pytest.mark.parametrize(
-    ("cfg", "message"),
-    [
-        ({"max_delay_ms": 0.0}, "models.modulated_delay.max_delay_ms: must be in (0, 1000] ms"),
-        ({"min_delay_ms": 40.0}, "models.modulated_delay.min_delay_ms: must be in [0, max_delay"),
-        ({"init_rate_hz": 0.0}, "models.modulated_delay.init_rate_hz: must be in (0, 10] Hz"),
-        ({"init_rate_hz": "1"}, "models.modulated_delay.init_rate_hz: expected a number"),
-        ({"feedback": 0.5}, "models.modulated_delay.feedback: unknown hyper-parameter"),
-    ],
-)
-def test_bad_hyperparameters_name_the_key(cfg, message):
-    with pytest.raises(DeepfxError, match=re.escape(message)):
-        build_model("modulated_delay", cfg, sample_rate=SR)

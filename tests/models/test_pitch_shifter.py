@@ -1,28 +1,21 @@
-"""The phase-vocoder pitch shifter: octave up, causality, streaming, receptive field,
-hyper-parameter errors, its closed-form fit and a short training run against pedalboard's
-PitchShift (Rubber Band)."""
+"""The phase-vocoder pitch shifter: octave up, latency and receptive field, its closed-form fit
+and a short training run against pedalboard's PitchShift (Rubber Band). (Shapes, causality,
+streaming and config errors: test_archs.py.)"""
 
 import auraloss
 import numpy as np
 import pedalboard
 import pytest
 import torch
+from helpers import SR, adam_steps, effect, excerpts, output_changes
 
-from deepfx.errors import DeepfxError
 from deepfx.losses import log_mel_distance
 from deepfx.models import apply_model, build_model
 
-SR = 44100
+#: One torch thread per module (small tensors; the machine is shared).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SMALL = {"n_fft": 256, "grain": 32, "delay": 143, "n_bands": 8}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread (the machine is shared; small tensors gain nothing from more)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def notes(seconds: float, seed: int = 0) -> np.ndarray:
@@ -39,7 +32,7 @@ def notes(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def octave_up(x: np.ndarray) -> np.ndarray:
-    return pedalboard.Pedalboard([pedalboard.PitchShift(semitones=12)])(x[None], SR)[0]
+    return effect(pedalboard.PitchShift(semitones=12), x)
 
 
 def small_model():
@@ -50,9 +43,8 @@ def small_model():
     return model
 
 
-def test_shapes_latency_and_receptive_field():
+def test_latency_and_receptive_field():
     model = build_model("pitch_shifter", SMALL, sample_rate=SR)
-    assert model(torch.randn(3, 1, 300)).shape == (3, 1, 300)
     assert model.latency == 143
     assert model.receptive_field == 256 + 32 - 1
 
@@ -69,59 +61,14 @@ def test_a_tone_comes_out_an_octave_higher_at_its_level():
     assert spectrum[bin_440 - 3 : bin_440 + 4].max() < 1e-3 * spectrum.max()
 
 
-@pytest.mark.parametrize("t", [0, 100, 401, 590])
-def test_causal(t):
-    model = small_model()
-    x = torch.randn(2, 1, 600, dtype=torch.double)
-    perturbed = x.clone()
-    perturbed[..., t + 1 :] += torch.randn_like(perturbed[..., t + 1 :])
-    with torch.no_grad():
-        before, after = model(x), model(perturbed)
-    assert torch.equal(before[..., : t + 1], after[..., : t + 1])
-    # later outputs do change (from the next frame end, a multiple of the 8-sample hop, on)
-    assert not torch.allclose(before[..., t + 1 :], after[..., t + 1 :])
-
-
 def test_receptive_field_is_the_longest_dependency():
     """Output s whose oldest contributing frame ends at s - grain + 1 (a hop multiple)
     changes with input s - receptive_field + 1 and with nothing before it."""
     model = small_model()
     rf, s = model.receptive_field, 640 + 32 - 1  # frames end at multiples of 8
     x = torch.randn(1, 1, 700, dtype=torch.double)
-    with torch.no_grad():
-        base = model(x)[0, 0, s]
-        for lag, should_change in ((rf - 1, True), (rf, False), (rf + 9, False)):
-            nudged = x.clone()
-            nudged[0, 0, s - lag] += 1.0
-            assert bool(model(nudged)[0, 0, s] != base) == should_change, lag
-
-
-@pytest.mark.parametrize("block", [1, 7, 64, 1000])
-def test_stream_equals_forward(block):
-    model = small_model()
-    x = torch.randn(2, 1, 2500, dtype=torch.double)
-    with torch.no_grad():
-        whole = model(x)
-        state, parts = None, []
-        for start in range(0, x.shape[-1], block):
-            y, state = model.stream(x[..., start : start + block], state)
-            parts.append(y)
-    torch.testing.assert_close(torch.cat(parts, -1), whole, rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize(
-    "key, value",
-    [("n_fft", 255), ("grain", 30), ("grain", 512), ("delay", 10), ("delay", 256), ("delay", 40),
-     ("n_bands", 1), ("ratio", 0)],
-)
-def test_bad_hyperparameters_name_the_key(key, value):
-    with pytest.raises(DeepfxError, match=rf"models\.pitch_shifter\.{key}"):
-        build_model("pitch_shifter", {**SMALL, key: value}, sample_rate=SR)
-
-
-def compensated(model, x: np.ndarray) -> np.ndarray:
-    """The model's output moved ``latency`` samples earlier (as a host compensates latency)."""
-    return apply_model(model, np.pad(x, (0, model.latency)))[model.latency :]
+    changes = output_changes(model, x, s, (rf - 1, rf, rf + 9))
+    assert changes[0] > 0 and changes[1:] == [0, 0], changes
 
 
 def test_initialise_matches_the_effects_level_and_beats_the_clean_signal():
@@ -130,9 +77,10 @@ def test_initialise_matches_the_effects_level_and_beats_the_clean_signal():
     with torch.no_grad():
         model.gains_db.fill_(-12.0)
     target = octave_up(check)
-    before = log_mel_distance(compensated(model, check), target, SR)
+    # apply_model compensates the latency, as a host does
+    before = log_mel_distance(apply_model(model, check), target, SR)
     model.initialise(x, octave_up(x))
-    after = log_mel_distance(compensated(model, check), target, SR)
+    after = log_mel_distance(apply_model(model, check), target, SR)
     clean = log_mel_distance(check, target, SR)
     assert after < 0.7 * before and after < 0.5 * clean
     assert -5.0 < float(model.gains_db[1:-1].detach().mean()) < 2.0  # Rubber Band keeps the level
@@ -146,17 +94,12 @@ def test_short_training_on_the_real_effect_lowers_the_mrstft_loss():
     x = notes(2.0, seed=3)
     y = octave_up(x)
     rf, lat, length = model.receptive_field, model.latency, 8192
-    starts = np.arange(rf, len(x) - length - lat, 9000)
-    clean = torch.from_numpy(np.stack([x[s - rf + 1 : s + length + lat] for s in starts]))[:, None]
-    target = torch.from_numpy(np.stack([y[s : s + length] for s in starts]))[:, None]
+    # the output lags by ``lat``: each excerpt reaches ``lat`` samples past its target
+    first = np.arange(rf, len(x) - length - lat, 9000)
+    clean, target = excerpts(x, y, first, rf - 1, length + lat)
+    target = target[..., :length]
     loss_fn = auraloss.freq.MultiResolutionSTFTLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.5)
-    losses = []
-    for _ in range(30):
-        loss = loss_fn(model(clean)[..., rf - 1 + lat :], target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    steps = (loss_fn(model(clean)[..., rf - 1 + lat :], target) for _ in range(30))
+    losses = adam_steps(model, steps, lr=0.5)
     assert losses[-1] < 0.7 * losses[0]
     assert float(model.gains_db.detach().mean()) > -6.0

@@ -21,7 +21,6 @@ samples (forward and backward) takes about 0.13 s on one core.
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -30,11 +29,18 @@ import torch
 from torch import nn
 
 from deepfx.models.base import HyperparameterError
-from deepfx.models.lfo import SineLFO, energy_centroids, explained_energy, fit_sine, peak_track
+from deepfx.models.lfo import (
+    MAX_RATE_HZ,
+    SineLFO,
+    analysis_signals,
+    check_init_rate,
+    energy_centroids,
+    explained_energy,
+    fit_sine,
+    peak_track,
+)
 
 __all__ = ["AllpassPhaser"]
-
-log = logging.getLogger(__name__)
 
 #: Natural-log units of the cut-off per unit of the raw centre and depth parameters: an Adam
 #: step of lr 5e-3 changes them by 0.05 %.
@@ -54,11 +60,8 @@ HOP = 512
 EXCLUDE_OCTAVES = 0.5
 #: Residual (natural log of Hz) beyond which a frame's cut-off counts as mis-measured.
 TOLERANCE = 0.25
-#: Fastest LFO (Hz) that :meth:`AllpassPhaser.initialise` looks for.
-MAX_RATE_HZ = 10.0
-#: :meth:`AllpassPhaser.initialise` fits the first this many seconds of its audio …
-ANALYSIS_SECONDS = 30
-#: … and runs the chain over them in blocks of this many samples (bounded memory).
+#: :meth:`AllpassPhaser.initialise` runs the chain over its audio in blocks of this many
+#: samples (bounded memory).
 INITIALISE_BLOCK = 65536
 
 #: Stream state: the recursion's state z (B, stages + 1) and the index of the next sample in
@@ -139,10 +142,7 @@ class AllpassPhaser(nn.Module):
         super().__init__()
         if stages > 32:
             raise HyperparameterError("stages", f"at most 32 all-pass stages, got {stages}")
-        if not 0 < init_rate_hz <= MAX_RATE_HZ:
-            raise HyperparameterError(
-                "init_rate_hz", f"must be in (0, {MAX_RATE_HZ:g}] Hz, got {init_rate_hz}"
-            )
+        check_init_rate(init_rate_hz)
         self.stages = stages
         self.sample_rate = sample_rate
         self.receptive_field = warmup
@@ -245,21 +245,18 @@ class AllpassPhaser(nn.Module):
     @torch.no_grad()
     def initialise(self, clean: np.ndarray, processed: np.ndarray) -> None:
         """Fit the LFO and gains to one training file from its sample 0 (1-D float32 each; the
-        first ANALYSIS_SECONDS of it; too short a file leaves the model as it is).
+        first seconds of it, see :func:`~deepfx.models.lfo.analysis_signals`; too short a file
+        leaves the model as it is).
 
         The cut-off is measured in frames (the fixed cut-off whose all-pass chain, beside the
         input, best explains the output), a sine is fitted to that track of log cut-offs
         (rate, phase, centre, depth), and dry and wet gains are solved by least squares with
         the feedback at 0.
         """
-        x = np.asarray(clean, dtype=np.float64)
-        y = np.asarray(processed, dtype=np.float64)
-        if x.shape != y.shape or x.ndim != 1:
-            raise ValueError(f"initialise needs two 1-D signals alike, got {x.shape}, {y.shape}")
-        if len(x) < 8 * FRAME:
-            log.warning("%d samples: too few to fit the LFO; it keeps its start values", len(x))
+        signals = analysis_signals(clean, processed, 8 * FRAME, self.sample_rate)
+        if signals is None:
             return
-        x, y = x[: ANALYSIS_SECONDS * self.sample_rate], y[: ANALYSIS_SECONDS * self.sample_rate]
+        x, y = signals
         origin = len(x) // 2
         centres, log_hz, weight = self._cutoff_track(x, y)
         centre, depth, rate, phase = fit_sine(

@@ -22,7 +22,8 @@ Every model maps (B, 1, T) → (B, 1, T) causally: output t depends on inputs �
   back-propagation through time (the state's tensors are detached between segments).
 - ``tbptt = True`` (class attribute, default False): train with truncated back-propagation
   through time: the trainer warms the state up on the context without gradients, then takes
-  one optimiser step per ``train.tbptt_samples`` segment of ``stream``.
+  one optimiser step per ``train.tbptt_samples`` segment of ``stream``. :class:`Recurrent`
+  gives a recurrent layer's model ``stream``, ``forward`` and ``tbptt``.
 - ``latency`` (samples, default 0): the output lags the effect by this much (a frame-based
   model); hosts shift it back as a DAW compensates a plugin's reported latency
   (``apply_model``, ``deepfx apply``, training and evaluation).
@@ -37,7 +38,13 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["HyperparameterError", "detach_state", "is_time_variant", "run"]
+__all__ = [
+    "HyperparameterError",
+    "Recurrent",
+    "detach_state",
+    "is_time_variant",
+    "run",
+]
 
 
 class HyperparameterError(ValueError):
@@ -47,6 +54,28 @@ class HyperparameterError(ValueError):
         super().__init__(f"{key}: {message}")
         self.key = key
         self.message = message
+
+
+class Recurrent(nn.Module):
+    """A model around a torch recurrent layer, trained with truncated back-propagation through
+    time: a subclass defines ``_run(x, state) -> (y, state)`` for a non-empty block x
+    (B, 1, n) (state None: zero, the file start) and gets ``stream`` and ``forward`` from it."""
+
+    tbptt = True
+
+    def _run(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """A non-empty block (B, 1, n) after ``state`` → (B, 1, n), new state."""
+        raise NotImplementedError
+
+    def stream(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """The next block (B, 1, n) after ``state`` (None: file start) → (B, 1, n), new state."""
+        if x.shape[-1] == 0:  # torch's recurrent layers refuse empty sequences
+            return torch.zeros_like(x), state
+        return self._run(x, state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T) → (B, 1, T) from a zero state."""
+        return self._run(x, None)[0]
 
 
 def is_time_variant(model: nn.Module) -> bool:

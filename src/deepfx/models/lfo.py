@@ -2,13 +2,15 @@
 
 :class:`SineLFO` is a learnable sine whose phase is counted from sample 0 of a file;
 :func:`fit_sine` finds offset, amplitude, rate and phase of a sinusoidal parameter track (a
-delay or a cut-off measured frame by frame) so that training starts near the effect's LFO;
+delay or a cut-off measured frame by frame) so that training starts near the effect's LFO
+(:func:`analysis_signals` prepares the audio it is measured on);
 :func:`explained_energy` and :func:`peak_track` measure those tracks: per frame, the candidate
 whose signal best explains the effect's output.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -16,7 +18,19 @@ import torch
 from scipy.optimize import least_squares
 from torch import nn
 
-__all__ = ["SineLFO", "energy_centroids", "explained_energy", "fit_sine", "peak_track"]
+from deepfx.models.base import HyperparameterError
+
+__all__ = [
+    "SineLFO",
+    "analysis_signals",
+    "check_init_rate",
+    "energy_centroids",
+    "explained_energy",
+    "fit_sine",
+    "peak_track",
+]
+
+log = logging.getLogger(__name__)
 
 #: Hz per unit of the raw rate parameter: one Adam step of lr 5e-3 moves the rate by 5e-5 Hz.
 RATE_SCALE = 0.01
@@ -24,6 +38,10 @@ RATE_SCALE = 0.01
 PHASE_SCALE = 0.1
 #: Reweighted least-squares rounds per rate of :func:`fit_sine`'s grid.
 IRLS_ROUNDS = 6
+#: Fastest LFO (Hz): the highest ``init_rate_hz`` and the fastest rate an ``initialise`` looks for.
+MAX_RATE_HZ = 10.0
+#: :func:`analysis_signals` keeps the first this many seconds of the audio.
+ANALYSIS_SECONDS = 30
 
 
 class SineLFO(nn.Module):
@@ -158,3 +176,32 @@ def fit_sine(
     if amplitude < 0:
         amplitude, phase = -amplitude, phase + np.pi
     return float(offset), float(amplitude), float(rate), math.remainder(float(phase), 2 * np.pi)
+
+
+def check_init_rate(rate_hz: float) -> None:
+    """Raise HyperparameterError (key ``init_rate_hz``) unless 0 < ``rate_hz`` ≤ MAX_RATE_HZ."""
+    if not 0 < rate_hz <= MAX_RATE_HZ:
+        raise HyperparameterError(
+            "init_rate_hz", f"must be in (0, {MAX_RATE_HZ:g}] Hz, got {rate_hz}"
+        )
+
+
+def analysis_signals(
+    clean: np.ndarray, processed: np.ndarray, min_samples: int, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first ANALYSIS_SECONDS of a training file's ``clean`` and ``processed`` signals as
+    float64, or None (with a warning) when they are shorter than ``min_samples``: too few to
+    fit the LFO.
+
+    Raises:
+        ValueError: ``clean`` and ``processed`` are not two 1-D signals of one length.
+    """
+    x = np.asarray(clean, dtype=np.float64)
+    y = np.asarray(processed, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"initialise needs two 1-D signals alike, got {x.shape}, {y.shape}")
+    if len(x) < min_samples:
+        log.warning("%d samples: too few to fit the LFO; it keeps its start values", len(x))
+        return None
+    return x[: ANALYSIS_SECONDS * sample_rate], y[: ANALYSIS_SECONDS * sample_rate]
+

@@ -11,7 +11,6 @@ loss is far from convex in rate and phase).
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -20,11 +19,18 @@ import torch
 from torch import nn
 
 from deepfx.models.base import HyperparameterError
-from deepfx.models.lfo import SineLFO, energy_centroids, explained_energy, fit_sine, peak_track
+from deepfx.models.lfo import (
+    MAX_RATE_HZ,
+    SineLFO,
+    analysis_signals,
+    check_init_rate,
+    energy_centroids,
+    explained_energy,
+    fit_sine,
+    peak_track,
+)
 
 __all__ = ["ModulatedDelay"]
-
-log = logging.getLogger(__name__)
 
 #: ms per unit of the raw centre and depth parameters: an Adam step of lr 5e-3 moves them by
 #: at most 1.5e-3 ms (0.07 samples at 44.1 kHz).
@@ -36,10 +42,6 @@ HOP = 1024
 EXCLUDE_MS = 0.5
 #: Residual (ms) of a frame's delay from the fitted sine beyond which it counts as mis-measured.
 TOLERANCE_MS = 0.3
-#: Fastest LFO (Hz) that :meth:`ModulatedDelay.initialise` looks for.
-MAX_RATE_HZ = 10.0
-#: :meth:`ModulatedDelay.initialise` fits the first this many seconds of its audio.
-ANALYSIS_SECONDS = 30
 
 #: Stream state: the last ``receptive_field - 1`` input samples (B, 1, ·) and the index of the
 #: next sample in the file (B,) int64.
@@ -79,10 +81,7 @@ class ModulatedDelay(nn.Module):
                 "min_delay_ms",
                 f"must be in [0, max_delay_ms = {max_delay_ms}) ms, got {min_delay_ms}",
             )
-        if not 0 < init_rate_hz <= MAX_RATE_HZ:
-            raise HyperparameterError(
-                "init_rate_hz", f"must be in (0, {MAX_RATE_HZ:g}] Hz, got {init_rate_hz}"
-            )
+        check_init_rate(init_rate_hz)
         self.sample_rate = sample_rate
         self.receptive_field = self.max_delay
         self.lfo = SineLFO(init_rate_hz, sample_rate)
@@ -162,20 +161,17 @@ class ModulatedDelay(nn.Module):
     @torch.no_grad()
     def initialise(self, clean: np.ndarray, processed: np.ndarray) -> None:
         """Fit the LFO and gains to one training file from its sample 0 (1-D float32 each; the
-        first ANALYSIS_SECONDS of it; too short a file leaves the model as it is).
+        first seconds of it, see :func:`~deepfx.models.lfo.analysis_signals`; too short a file
+        leaves the model as it is).
 
         The delay is measured in frames (the integer delay whose copy, beside the input, best
         explains the output), a sine is fitted to that track (rate, phase, centre, depth),
         and dry and wet gains are then solved by least squares.
         """
-        x = np.asarray(clean, dtype=np.float64)
-        y = np.asarray(processed, dtype=np.float64)
-        if x.shape != y.shape or x.ndim != 1:
-            raise ValueError(f"initialise needs two 1-D signals alike, got {x.shape}, {y.shape}")
-        if len(x) < 4 * FRAME:
-            log.warning("%d samples: too few to fit the LFO; it keeps its start values", len(x))
+        signals = analysis_signals(clean, processed, 4 * FRAME, self.sample_rate)
+        if signals is None:
             return
-        x, y = x[: ANALYSIS_SECONDS * self.sample_rate], y[: ANALYSIS_SECONDS * self.sample_rate]
+        x, y = signals
         origin = len(x) // 2
         centres, delay_ms, weight = self._delay_track(x, y)
         centre, depth, rate, phase = fit_sine(

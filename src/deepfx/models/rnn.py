@@ -8,13 +8,15 @@ from typing import Literal
 import torch
 from torch import nn
 
+from deepfx.models.base import Recurrent
+
 __all__ = ["RNNState", "SkipRNN"]
 
 #: An LSTM's (h, c) or a GRU's h, each (1, B, hidden).
 RNNState = tuple[torch.Tensor, torch.Tensor] | torch.Tensor
 
 
-class SkipRNN(nn.Module):
+class SkipRNN(Recurrent):
     """(B, 1, T) → (B, 1, T): y = x + Linear(h) with ``skip``, else Linear(h); h: one RNN layer.
 
     ``cell`` is ``"lstm"`` or ``"gru"`` with ``hidden`` units (16–64 is typical for amps and
@@ -23,9 +25,6 @@ class SkipRNN(nn.Module):
     (samples) is the model's ``receptive_field``: the input that training runs in front of
     each excerpt, outside the loss, so the state has left its zero start when the loss begins.
     """
-
-    #: Trained with truncated back-propagation through time (deepfx.models.base).
-    tbptt = True
 
     def __init__(
         self,
@@ -45,15 +44,3 @@ class SkipRNN(nn.Module):
         h, state = self.rnn(x.transpose(1, 2), state)
         y = self.head(h).transpose(1, 2)
         return (x + y if self.skip else y), state
-
-    def stream(
-        self, x: torch.Tensor, state: RNNState | None
-    ) -> tuple[torch.Tensor, RNNState | None]:
-        """The next block (B, 1, n) after ``state`` (None: file start) → (B, 1, n), new state."""
-        if x.shape[-1] == 0:
-            return torch.zeros_like(x), state
-        return self._run(x, state)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T) → (B, 1, T) from a zero state."""
-        return self._run(x, None)[0]
