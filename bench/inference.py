@@ -94,9 +94,9 @@ def streamed(model: torch.nn.Module, x: np.ndarray, block: int) -> Callable[[], 
 
 
 def measure(
-    model: torch.nn.Module, x: np.ndarray, repeats: int, work: Path
+    model: torch.nn.Module, arch: str, x: np.ndarray, repeats: int, work: Path
 ) -> dict[str, tuple[float, float]]:
-    """(CPU, wall) seconds per mode for the (1, n) signal ``x``."""
+    """(CPU, wall) seconds per mode for the (1, n) signal ``x`` (NaN where ONNX refuses ``arch``)."""
     whole = torch.from_numpy(x)[None]
 
     def forward() -> None:
@@ -110,7 +110,7 @@ def measure(
         "onnxruntime_whole": (math.nan, math.nan),  # for the architectures ONNX cannot express
     }
     try:
-        onnx_path = write_onnx(model, {"effect": "bench", "arch": "bench", "sample_rate": 0,
+        onnx_path = write_onnx(model, {"effect": "bench", "arch": arch, "sample_rate": 0,
                                        "receptive_field": model.receptive_field}, work / "model.onnx")
     except DeepfxError:
         return seconds
@@ -146,7 +146,7 @@ def main() -> None:
         for name, (arch, cfg) in models(params).items():
             torch.manual_seed(0)
             model = build_model(arch, cfg, sample_rate=sample_rate).eval()
-            seconds = measure(model, x, args.repeats, Path(tmp))
+            seconds = measure(model, arch, x, args.repeats, Path(tmp))
             rows.append({
                 "model": name, "arch": arch, "load_average": round(os.getloadavg()[0], 2),
                 "params": sum(p.numel() for p in model.parameters()),
