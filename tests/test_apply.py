@@ -40,11 +40,14 @@ RECURRENT = {
 }
 
 
-def make_model(name: str, seed: int = 0, configs: dict = CONFIGS) -> torch.nn.Module:
-    """An untrained model of configs[name] with weights spread enough to be non-trivial."""
+def make_model(
+    name: str, seed: int = 0, configs: dict = CONFIGS, sample_rate: int = SR
+) -> torch.nn.Module:
+    """An untrained model of configs[name] (built at ``sample_rate`` Hz where its architecture
+    takes one) with weights spread enough to be non-trivial."""
     arch, cfg = configs[name]
     torch.manual_seed(seed)
-    model = build_model(arch, cfg).eval()
+    model = build_model(arch, cfg, sample_rate=sample_rate).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -55,7 +58,7 @@ def save_model(path: Path, name: str, sample_rate: int = SR, seed: int = 0,
                configs: dict = CONFIGS) -> Path:
     """Write configs[name] as a model.pt like deepfx train does (with made-up training figures)."""
     arch, cfg = configs[name]
-    model = make_model(name, seed, configs)
+    model = make_model(name, seed, configs, sample_rate)
     save_torch(path, {
         "effect": "fuzz", "arch": arch, "config": cfg, "sample_rate": sample_rate,
         "receptive_field": model.receptive_field,

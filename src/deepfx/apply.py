@@ -36,6 +36,7 @@ from deepfx.atomic import atomic_file
 from deepfx.audio import AUDIO_SUFFIXES
 from deepfx.errors import DeepfxError
 from deepfx.evaluate import load_model
+from deepfx.models.base import latency_of
 from deepfx.models.tcn import TCN
 
 __all__ = [
@@ -372,7 +373,7 @@ def apply_file(
                 f"{input_path}: {rate} Hz audio, but the model {model_path} was trained at "
                 f"{model_rate} Hz; allow resampling or convert the file"
             )
-        latency = int(getattr(model, "latency", 0))
+        latency = latency_of(model)
         pipeline = _Pipeline(open_stream(model, channels), rate, model_rate, channels, latency)
         subtype = _SUBTYPES.get(output_path.suffix.lower())
         read = written = 0

@@ -21,7 +21,7 @@ from deepfx.errors import DeepfxError
 from deepfx.excerpts import ExcerptSampler, Pair, paired_files
 from deepfx.losses import TrainingLoss
 from deepfx.models import apply_model, build_model, resolve_hyperparameters
-from deepfx.models.base import detach_state, is_time_variant, run
+from deepfx.models.base import detach_state, is_time_variant, latency_of, run
 from deepfx.pipeline import model_settings
 from deepfx.tracking import start_run
 
@@ -167,7 +167,7 @@ def _train_step(
     clean, processed, first = batch
     context = model.receptive_field - 1
     if not (tbptt_samples and getattr(model, "tbptt", False)):
-        latency = int(getattr(model, "latency", 0))  # output sample t + latency answers t
+        latency = latency_of(model)  # output sample t + latency answers t
         prediction = run(model, clean, first)[..., context + latency :]
         target = processed[..., context : processed.shape[-1] - latency]
         return [optimiser.step(loss_fn(prediction, target))]

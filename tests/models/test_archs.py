@@ -12,7 +12,7 @@ from helpers import output_changes, starts
 from deepfx.config import SCHEMA
 from deepfx.errors import DeepfxError
 from deepfx.models import ARCHS, apply_model, build_model, hyperparameters
-from deepfx.models.base import is_time_variant, run
+from deepfx.models.base import is_time_variant, latency_of, run
 
 #: One torch thread per module (small tensors; the machine is shared).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -95,7 +95,7 @@ def test_chunked_inference_equals_one_shot(model, block):
     x = (0.3 * np.random.default_rng(0).standard_normal(700)).astype(np.float32)
     with torch.no_grad():
         one_shot = run(model, torch.from_numpy(x).view(1, 1, -1))[0, 0].numpy()
-    latency = int(getattr(model, "latency", 0))
+    latency = latency_of(model)
     chunked = apply_model(model, x, chunk_samples=block)
     assert chunked.dtype == np.float32 and chunked.shape == x.shape
     np.testing.assert_allclose(chunked[: len(x) - latency], one_shot[latency:], rtol=0, atol=1e-5)

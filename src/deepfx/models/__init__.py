@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from deepfx.errors import DeepfxError
-from deepfx.models.base import HyperparameterError, run
+from deepfx.models.base import HyperparameterError, latency_of, run
 
 __all__ = [
     "ARCHS",
@@ -147,7 +147,7 @@ def apply_model(model: nn.Module, x: np.ndarray, chunk_samples: int = 65_536) ->
     """
     if chunk_samples < 1:
         raise ValueError(f"chunk_samples must be positive, got {chunk_samples}")
-    latency = int(getattr(model, "latency", 0))
+    latency = latency_of(model)
     if latency:
         x = np.concatenate((x, np.zeros(latency, dtype=np.float32)))
     was_training = model.training

@@ -43,6 +43,7 @@ __all__ = [
     "Recurrent",
     "detach_state",
     "is_time_variant",
+    "latency_of",
     "run",
 ]
 
@@ -76,6 +77,11 @@ class Recurrent(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T) → (B, 1, T) from a zero state."""
         return self._run(x, None)[0]
+
+
+def latency_of(model: nn.Module) -> int:
+    """``model``'s declared output latency (samples; 0 when it declares none)."""
+    return int(getattr(model, "latency", 0))
 
 
 def is_time_variant(model: nn.Module) -> bool:
