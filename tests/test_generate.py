@@ -14,7 +14,7 @@ from deepfx.cli import main
 from deepfx.config import validate_params
 from deepfx.errors import DeepfxError
 from deepfx.generate import generate_dataset, split_of
-from deepfx.signals import TrackSpec, adsr, note, track
+from deepfx.signals import TrackSpec, adsr, note, pluck, track
 
 from conftest import tiny_params
 
@@ -148,3 +148,60 @@ def test_cli_reports_one_clear_error(tmp_path: Path, monkeypatch, capsys) -> Non
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["deepfx: error: generate.tracks: 2 tracks leave none for training after 1 valid + 1 test tracks"]
     assert not Path("data/clean").exists()
+
+
+def test_plucked_string_partials_are_inharmonic_and_highs_decay_first() -> None:
+    sr = 44100
+    x = pluck(sr, np.random.default_rng(4), sr, 110.0, decay_s=1.0, brightness=30.0)
+    assert x.shape == (sr,) and np.isfinite(x).all()
+
+    def band_energy(part: np.ndarray, lo: float, hi: float) -> float:
+        spectrum = np.abs(np.fft.rfft(part * np.hanning(len(part)))) ** 2
+        freqs = np.fft.rfftfreq(len(part), 1 / sr)
+        return float(spectrum[(freqs >= lo) & (freqs < hi)].sum())
+
+    early, late = x[2000:6410], x[30000:34410]
+    low_drop = band_energy(late, 80, 400) / band_energy(early, 80, 400)
+    high_drop = band_energy(late, 1500, 5000) / band_energy(early, 1500, 5000)
+    assert high_drop < 0.1 * low_drop, "high partials must decay faster than low ones"
+    pick, later = np.diff(x[:176]), np.diff(x[4410:4586])  # first 4 ms against 4 ms at 100 ms
+    assert np.sum(pick**2) > 3 * np.sum(later**2), "the pick adds a bright transient"
+
+
+@pytest.mark.parametrize("kind", ["pluck", "strum", "palm_mute"])
+def test_string_notes_are_bounded_and_end_in_silence(kind: str) -> None:
+    sr = 16000
+    x = note(kind, sr, np.random.default_rng(2), sr, (80.0, 1200.0))
+    assert x.shape == (sr,) and np.isfinite(x).all() and 0 < np.abs(x).max() <= 1.2
+    assert abs(x[-1]) < 1e-3, "the string is damped at the note's end"
+
+
+def test_palm_mutes_are_shorter_than_plucks() -> None:
+    sr = 16000
+
+    def tail_share(kind: str) -> float:
+        shares = []
+        for seed in range(8):
+            x = note(kind, sr, np.random.default_rng(seed), sr, (80.0, 400.0))
+            shares.append(np.sum(x[sr // 4:] ** 2) / np.sum(x**2))
+        return float(np.median(shares))
+
+    assert tail_share("palm_mute") < 0.2 * tail_share("pluck")
+
+
+def test_mix_weights_pick_the_kinds_and_dynamics_spread_the_levels() -> None:
+    plucks = TrackSpec(16000, 8, 2.0, (2.0, 4.0), 3, (80.0, 1200.0), -3.0, mix=(("pluck", 1.0),),
+                       dynamic_range_db=30.0)
+    seed_mix = TrackSpec(16000, 8, 2.0, (2.0, 4.0), 3, (80.0, 1200.0), -3.0)
+    a, b = track(plucks, 5), track(seed_mix, 5)
+    assert not np.array_equal(a, b)
+    levels = [np.sqrt(np.mean(s**2)) for s in a.reshape(8, -1)]
+    assert max(levels) > 5 * min(levels), "segments 30 dB apart at most should differ by > 14 dB"
+
+
+def test_a_mix_without_weights_is_one_clear_error(tmp_path: Path) -> None:
+    params = _params(tmp_path)
+    params["generate"]["mix"] = {kind: 0.0 for kind in params["generate"]["mix"]}
+    with pytest.raises(DeepfxError, match="generate.mix: every weight is 0"):
+        generate_dataset(params, tmp_path / "clean")
+    assert not (tmp_path / "clean").exists()

@@ -52,7 +52,11 @@ def generate_dataset(params: Mapping[str, Any], out_dir: str | Path) -> list[Pat
         max_polyphony=int(gen["max_polyphony"]),
         frequency_hz=tuple(gen["frequency_hz"]),
         peak_dbfs=float(gen["peak_dbfs"]),
+        mix=tuple((kind, float(weight)) for kind, weight in gen["mix"].items() if weight > 0),
+        dynamic_range_db=float(gen["dynamic_range_db"]),
     )
+    if not spec.mix:
+        raise DeepfxError("generate.mix: every weight is 0; give at least one kind of note a weight")
     user_files = list_audio(gen["training_audio"], AUDIO_SUFFIXES)
     stems = [p.stem for p in user_files]
     for path in user_files:
