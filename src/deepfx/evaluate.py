@@ -17,6 +17,7 @@ from deepfx.errors import DeepfxError
 from deepfx.excerpts import paired_files
 from deepfx.losses import esr, log_mel_distance, mrstft
 from deepfx.models import apply_model, build_model
+from deepfx.models.lfo import align_lfo, lfo_of
 from deepfx.train import configure_torch
 
 __all__ = ["evaluate_model", "load_model"]
@@ -62,7 +63,9 @@ def evaluate_model(
     error energy over the total target energy of all test files; ``mrstft``/``mrstft_clean``
     and ``log_mel``/``log_mel_clean`` (dB, :func:`deepfx.losses.log_mel_distance`, the metric of
     phase-free effects such as pitch shift) are length-weighted means; ``inference_rtf`` is inference seconds
-    per second of audio; ``files`` holds the per-file values. Returns the metrics.
+    per second of audio; ``files`` holds the per-file values (for a model with an LFO also
+    ``lfo_shift``, samples: the LFO's phase in that file, estimated from the file's clean and
+    processed audio as a free-running effect needs). Returns the metrics.
 
     Raises:
         DeepfxError: bad model file, bad test data, or a model trained at another sample rate.
@@ -84,6 +87,7 @@ def evaluate_model(
         for pair in pairs:
             clean = read_audio(pair.clean, sample_rate)
             target = read_audio(pair.processed, sample_rate)
+            shift = align_lfo(model, clean, target) if lfo_of(model) is not None else None
             started = time.perf_counter()
             prediction = apply_model(model, clean)
             inference_seconds += time.perf_counter() - started
@@ -99,6 +103,7 @@ def evaluate_model(
                     "mrstft_clean": mrstft(clean, target),
                     "log_mel": log_mel_distance(prediction, target, sample_rate),
                     "log_mel_clean": log_mel_distance(clean, target, sample_rate),
+                    **({} if shift is None else {"lfo_shift": shift}),
                 }
             )
         if sum(energies) == 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +74,11 @@ class ExcerptSampler:
     only on (seed, epoch), so a resumed run sees the same batches as an uninterrupted one.
     """
 
-    def __init__(self, pairs: list[Pair], context: int, excerpt_samples: int, seed: int) -> None:
+    def __init__(self, pairs: list[Pair], context: int, excerpt_samples: int, seed: int,
+                 shifts: Sequence[int] | None = None) -> None:
         self.pairs = pairs
+        #: Added to each file's start indices: where its LFO stands (see deepfx.models.lfo).
+        self.shifts = list(shifts) if shifts is not None else [0] * len(pairs)
         self.context = context
         self.excerpt_samples = excerpt_samples
         self.seed = seed
@@ -93,7 +96,8 @@ class ExcerptSampler:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """``steps`` batches (clean, processed, start): signals (batch_size, 1, context +
         excerpt_samples) and the (batch_size,) int64 index of each input's first sample in its
-        file (negative where the context reaches before the file: zeros there)."""
+        file (negative where the context reaches before the file: zeros there), plus the
+        file's shift."""
         rng = np.random.default_rng([self.seed, epoch])
         for _ in range(steps):
             files = rng.choice(len(self.pairs), size=batch_size, p=self.weights)
@@ -104,7 +108,7 @@ class ExcerptSampler:
                 window = (start - self.context, start + self.excerpt_samples)
                 clean.append(read_window(pair.clean, *window))
                 processed.append(read_window(pair.processed, *window))
-                first.append(window[0])
+                first.append(window[0] + self.shifts[i])
             yield (
                 torch.from_numpy(np.stack(clean)[:, None]),
                 torch.from_numpy(np.stack(processed)[:, None]),

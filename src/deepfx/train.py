@@ -22,6 +22,7 @@ from deepfx.excerpts import ExcerptSampler, Pair, paired_files
 from deepfx.losses import TrainingLoss
 from deepfx.models import apply_model, build_model, resolve_hyperparameters
 from deepfx.models.base import detach_state, is_time_variant, latency_of, run
+from deepfx.models.lfo import align_lfo, lfo_of
 from deepfx.pipeline import model_settings
 from deepfx.tracking import start_run
 
@@ -95,11 +96,16 @@ def training_settings(params: Mapping, effect: str, arch: str) -> tuple[str, dic
 
 
 def _validation_loss(
-    model: nn.Module, pairs: list[Pair], loss_fn: nn.Module, sample_rate: int
+    model: nn.Module, pairs: list[Pair], loss_fn: nn.Module, sample_rate: int,
+    shifts: Mapping[str, int],
 ) -> float:
-    """``loss_fn`` on each whole file of ``pairs`` (run in chunks), averaged weighted by length."""
+    """``loss_fn`` on each whole file of ``pairs`` (run in chunks), averaged weighted by length;
+    a model with an LFO runs each file at its ``shifts`` entry (``valid/<name>``)."""
     total = 0.0
+    lfo = lfo_of(model)
     for pair in pairs:
+        if lfo is not None:
+            lfo.shift.fill_(shifts.get(f"valid/{pair.name}", 0))
         prediction = apply_model(model, read_audio(pair.clean, sample_rate))
         target = read_audio(pair.processed, sample_rate)
         with torch.no_grad():
@@ -107,6 +113,8 @@ def _validation_loss(
                 torch.from_numpy(prediction)[None, None], torch.from_numpy(target)[None, None]
             )
         total += float(loss) * pair.samples
+    if lfo is not None:
+        lfo.shift.fill_(0)  # training excerpts carry their files' shifts in their start indices
     return total / sum(pair.samples for pair in pairs)
 
 
@@ -124,6 +132,23 @@ def _initialise(model: nn.Module, pairs: list[Pair], sample_rate: int) -> None:
         if seconds >= INITIALISE_SECONDS:
             break
     model.initialise(np.concatenate(clean), np.concatenate(processed))
+
+
+def _align(model: nn.Module, splits: Mapping[str, list[Pair]], sample_rate: int) -> dict[str, int]:
+    """``{"<split>/<name>": shift}``: where each file's LFO stands for a model with one (see
+    :func:`deepfx.models.lfo.align_lfo`; a free-running effect's LFO does not start with the
+    file); empty for other models."""
+    lfo = lfo_of(model)
+    if lfo is None:
+        return {}
+    shifts = {}
+    for split, pairs in splits.items():
+        for pair in pairs:
+            clean, target = (read_audio(p, sample_rate) for p in (pair.clean, pair.processed))
+            shifts[f"{split}/{pair.name}"] = align_lfo(model, clean, target)
+    lfo.shift.fill_(0)
+    log.info("LFO shifts per file (samples): %s", shifts)
+    return shifts
 
 
 class _Optimiser:
@@ -191,9 +216,9 @@ def _resume(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     schedule,
-) -> tuple[list[dict], dict] | None:
+) -> tuple[list[dict], dict, dict[str, int]] | None:
     """Load a matching checkpoint into ``model``/``optimizer``/``schedule``; return (history,
-    best-so-far), or None when there is no usable checkpoint."""
+    best-so-far, LFO shifts), or None when there is no usable checkpoint."""
     state = load_checkpoint(path, job_fingerprint)
     if state is None:
         return None
@@ -213,7 +238,7 @@ def _resume(
         return None
     torch.set_rng_state(state["torch_rng"])
     log.info("%s: resuming after epoch %d", path, state["epoch"])
-    return state["history"], state["best"]
+    return state["history"], state["best"], state.get("shifts", {})
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
@@ -263,7 +288,6 @@ def train_model(
     schedule = _schedule(optimiser.adam, train)
     train_pairs = paired_files(clean_dir, processed_dir, "train", sample_rate)
     valid_pairs = paired_files(clean_dir, processed_dir, "valid", sample_rate)
-    sampler = ExcerptSampler(train_pairs, context, train["excerpt_samples"], train["seed"])
 
     config = {
         "effect": effect,
@@ -291,8 +315,11 @@ def train_model(
         if hasattr(model, "initialise"):
             _initialise(model, train_pairs, sample_rate)
             model.to(device)
+        shifts = _align(model, {"train": train_pairs, "valid": valid_pairs}, sample_rate)
     else:
-        history, best = resumed
+        history, best, shifts = resumed
+    sampler = ExcerptSampler(train_pairs, context, train["excerpt_samples"], train["seed"],
+                             [shifts.get(f"train/{pair.name}", 0) for pair in train_pairs])
 
     with start_run(params, effect, arch) as run_log:
         for row in history:
@@ -314,7 +341,7 @@ def train_model(
                 if time.perf_counter() >= deadline:
                     break
             train_loss = float(np.mean(losses))
-            valid = _validation_loss(model, valid_pairs, loss_fn, sample_rate)
+            valid = _validation_loss(model, valid_pairs, loss_fn, sample_rate, shifts)
             if not (math.isfinite(train_loss) and math.isfinite(valid)):
                 raise DeepfxError(
                     f"{where}: training diverged in epoch {epoch} (train loss {train_loss}, "
@@ -346,6 +373,7 @@ def train_model(
                     "torch_rng": torch.get_rng_state(),
                     "history": history,
                     "best": best,
+                    "shifts": shifts,
                 },
             )
             run_log.log_epoch(epoch, row["train_loss"], valid)

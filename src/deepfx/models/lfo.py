@@ -6,6 +6,12 @@ delay or a cut-off measured frame by frame) so that training starts near the eff
 (:func:`analysis_signals` prepares the audio it is measured on);
 :func:`explained_energy` and :func:`peak_track` measure those tracks: per frame, the candidate
 whose signal best explains the effect's output.
+
+A pedal or plugin that has been running does not start its LFO with the file: :func:`align_lfo`
+estimates, per file and from the audio itself, the ``shift`` (samples) that puts a trained
+model's LFO at the effect's phase (training aligns every training and validation file after
+the closed-form start; evaluation aligns every test file; ``deepfx apply`` keeps the phase of
+the first training file, having no effect output to align to).
 """
 
 from __future__ import annotations
@@ -18,15 +24,17 @@ import torch
 from scipy.optimize import least_squares
 from torch import nn
 
-from deepfx.models.base import HyperparameterError
+from deepfx.models.base import HyperparameterError, run
 
 __all__ = [
     "SineLFO",
+    "align_lfo",
     "analysis_signals",
     "check_init_rate",
     "energy_centroids",
     "explained_energy",
     "fit_sine",
+    "lfo_of",
     "peak_track",
 ]
 
@@ -42,6 +50,11 @@ IRLS_ROUNDS = 6
 MAX_RATE_HZ = 10.0
 #: :func:`analysis_signals` keeps the first this many seconds of the audio.
 ANALYSIS_SECONDS = 30
+#: :func:`align_lfo`: seconds of audio compared, shifts tried over one period, and per round
+#: of refinement around the best (each round a quarter of the last one's span, down to 1 sample).
+ALIGN_SECONDS = 4.0
+ALIGN_CANDIDATES = 48
+ALIGN_REFINE = 9
 
 
 class SineLFO(nn.Module):
@@ -50,6 +63,8 @@ class SineLFO(nn.Module):
     ``rate`` (Hz) and ``phase`` (rad, at sample ``origin``) are learned. ``origin`` (samples,
     a buffer) is set by :meth:`set` to the middle of the fitted audio, so that a change of rate
     leaves the phase there unchanged: rate and phase then have nearly independent gradients.
+    ``shift`` (samples, not saved with the weights) is added to every index: where the current
+    file's LFO stands (see :func:`align_lfo`); 0 keeps the phase the model was fitted at.
     The angle is computed in float64 so that hours of audio keep sub-sample precision.
     """
 
@@ -59,6 +74,7 @@ class SineLFO(nn.Module):
         self.raw_rate = nn.Parameter(torch.tensor(rate_hz / RATE_SCALE))
         self.raw_phase = nn.Parameter(torch.tensor(0.0))
         self.register_buffer("origin", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("shift", torch.zeros((), dtype=torch.int64), persistent=False)
 
     @property
     def rate_hz(self) -> float:
@@ -78,7 +94,7 @@ class SineLFO(nn.Module):
 
     def forward(self, n: torch.Tensor) -> torch.Tensor:
         """LFO value in [-1, 1] at the int64 sample indices ``n`` (any shape), parameter dtype."""
-        seconds = (n - self.origin).double() / self.sample_rate
+        seconds = (n + self.shift - self.origin).double() / self.sample_rate
         rate = self.raw_rate.double() * RATE_SCALE
         angle = 2 * math.pi * rate * seconds + self.raw_phase.double() * PHASE_SCALE
         return torch.sin(angle).to(self.raw_rate.dtype)
@@ -205,3 +221,55 @@ def analysis_signals(
         return None
     return x[: ANALYSIS_SECONDS * sample_rate], y[: ANALYSIS_SECONDS * sample_rate]
 
+
+
+def lfo_of(model: nn.Module) -> SineLFO | None:
+    """The :class:`SineLFO` of a time-variant ``model`` (its ``lfo`` attribute), or None."""
+    lfo = getattr(model, "lfo", None)
+    return lfo if isinstance(lfo, SineLFO) else None
+
+
+@torch.no_grad()
+def align_lfo(model: nn.Module, clean: np.ndarray, target: np.ndarray, batch: int = 8) -> int:
+    """Set and return the ``shift`` (samples) of ``model``'s LFO that best maps ``clean`` to
+    ``target`` (1-D signals of one file): the lowest squared error over the ALIGN_SECONDS of
+    the file where the target is loudest, among ALIGN_CANDIDATES shifts spread over one LFO
+    period, then in rounds of ALIGN_REFINE shifts around the best, each round narrower, down
+    to one sample."""
+    lfo = lfo_of(model)
+    if lfo is None:
+        raise ValueError(f"{type(model).__name__} has no SineLFO to align")
+    sr = lfo.sample_rate
+    context = model.receptive_field - 1
+    window = min(len(clean), int(ALIGN_SECONDS * sr))
+    if window <= 0 or len(clean) != len(target):
+        lfo.shift.fill_(0)
+        return 0
+    hop = max(window // 4, 1)
+    energy = np.cumsum(np.concatenate([[0.0], np.square(target, dtype=np.float64)]))
+    starts = np.arange(0, len(clean) - window + 1, hop)
+    first = int(starts[np.argmax(energy[starts + window] - energy[starts])])
+    lead = min(first, context)
+    device = next(model.parameters()).device
+    x = torch.as_tensor(clean[first - lead : first + window], dtype=torch.float32, device=device)
+    y = torch.as_tensor(target[first : first + window], dtype=torch.float32, device=device)
+
+    def errors(shifts: np.ndarray) -> np.ndarray:
+        out = []
+        for chunk in np.array_split(shifts, max(1, math.ceil(len(shifts) / batch))):
+            lfo.shift.fill_(0)
+            start = torch.as_tensor(chunk + first - lead, dtype=torch.int64, device=device)
+            prediction = run(model, x.expand(len(chunk), 1, -1), start)[:, 0, lead:]
+            out.append(((prediction - y) ** 2).sum(dim=-1).cpu().double().numpy())
+        return np.concatenate(out)
+
+    period = sr / max(abs(lfo.rate_hz), 1e-3)
+    step = period / ALIGN_CANDIDATES
+    shifts = np.round(np.arange(ALIGN_CANDIDATES) * step).astype(np.int64)
+    shift = int(shifts[np.argmin(errors(shifts))])
+    while step > 1:  # narrow down around the best: ±step in ALIGN_REFINE points, step / 4 each round
+        shifts = np.unique(shift + np.round(np.linspace(-step, step, ALIGN_REFINE)).astype(np.int64))
+        shift = int(shifts[np.argmin(errors(shifts))])
+        step /= 4
+    lfo.shift.fill_(shift)
+    return shift
