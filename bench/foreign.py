@@ -113,7 +113,7 @@ def run_pipeline(work: Path, params: dict, cores: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
         ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", str(cores),
-         "--quiet", "rules", *targets],
+         "--quiet", "rules", "--", *targets],
         check=True, env=env,
     )
 
