@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +89,7 @@ def test_load_model_returns_an_eval_model_and_metadata(evaluated):
         (None, "no such model file"),
         (b"garbage", "cannot be loaded as a deepfx model"),
         ({"arch": "tcn"}, "not a deepfx model file (it lacks config, state_dict"),
+        (Path("some/object"), "cannot be loaded as a deepfx model (it holds Python objects that no"),
     ],
 )
 def test_bad_model_file_names_the_file(evaluated, tmp_path, content, message):
@@ -97,8 +99,9 @@ def test_bad_model_file_names_the_file(evaluated, tmp_path, content, message):
         bad.write_bytes(content)
     elif content is not None:
         torch.save(content, bad)
-    with pytest.raises(DeepfxError, match=f"^{bad}: .*" + message.replace("(", r"\(")):
+    with pytest.raises(DeepfxError, match=f"^{bad}: .*" + message.replace("(", r"\(")) as error:
         evaluate_model(bad, clean_dir, processed_dir, tmp_path / "reports", params)
+    assert "\n" not in str(error.value), "one line, not torch's advice"
     assert not (tmp_path / "reports" / "metrics.json").exists()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,8 +41,14 @@ def load_model(path: Path) -> tuple[nn.Module, dict]:
         raise DeepfxError(f"{path}: no such model file")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle of another kind, …
-        raise DeepfxError(f"{path}: cannot be loaded as a deepfx model ({exc})") from None
+    except pickle.UnpicklingError:  # torch's weights-only loader refusing other objects
+        raise DeepfxError(
+            f"{path}: cannot be loaded as a deepfx model (it holds Python objects that no "
+            "deepfx model.pt holds; was it written by `deepfx train`?)"
+        ) from None
+    except Exception as exc:  # truncated zip, not a torch file at all, …
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DeepfxError(f"{path}: cannot be loaded as a deepfx model ({reason})") from None
     missing = [k for k in _MODEL_KEYS if not isinstance(blob, dict) or k not in blob]
     if missing:
         raise DeepfxError(f"{path}: not a deepfx model file (it lacks {', '.join(missing)})")
