@@ -105,7 +105,8 @@ def bench_params(spec: dict, budget: float, effects: list[str] | None, smoke: bo
 
 def run_pipeline(work: Path, params: dict, cores: int) -> None:
     """Write ``work/params.yaml`` and run the project's Snakefile there up to every own model's
-    test-split metrics (no plots, no report: the bench writes its own table)."""
+    test-split metrics (no plots, no report: the bench writes its own table), going on past
+    an effect that fails (its row says so)."""
     (work / "data" / "training_audio").mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     targets = [f"reports/effects/{e}/{spec['model']['arch']}/metrics.json"
@@ -113,8 +114,8 @@ def run_pipeline(work: Path, params: dict, cores: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
         ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", str(cores),
-         "--quiet", "rules", "--", *targets],
-        check=True, env=env,
+         "--keep-going", "--quiet", "rules", "--", *targets],
+        env=env,
     )
 
 
@@ -167,6 +168,17 @@ def rows_of(name: str, params: dict, test: dict, takes: dict, budget: float) -> 
     return out
 
 
+def failed_row(name: str, params: dict, work: Path) -> dict:
+    """The row of an effect whose pipeline failed: which stage, and the last line of its log."""
+    spec = params["effects"][name]
+    logs = sorted((work / "logs").glob(f"*/{name}.log")) + sorted((work / "logs").glob(f"*/{name}/*.log"))
+    last = next((line for log in logs for line in reversed(log.read_text().splitlines())
+                 if "error" in line.lower()), "no log")
+    return {"effect": name, "class": effect_class(name), "backend": spec["backend"],
+            "plugin": spec.get("uri", ""), "free_running": name.endswith(FREE),
+            "arch": spec["model"]["arch"], "material": "failed", "target": last[:200]}
+
+
 def markdown(rows: list[dict]) -> str:
     """The README table: one line per effect, takes first, the test split beside it."""
     head = ("| class | effect | model | ESR takes | ESR test | gap | log-mel ratio takes | MR-STFT takes "
@@ -176,6 +188,11 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         by_effect.setdefault(r["effect"], {})[r["material"]] = r
     for name, pair in by_effect.items():
+        if "failed" in pair:
+            f = pair["failed"]
+            lines.append(f"| {f['class']} | {name} | `{f['arch']}` | failed: {f['target']} |"
+                         + " |" * 8 + " ✗ |")
+            continue
         t, s = pair["takes"], pair["test"]
         gap = f"{float(t['gap']):.1f}" if t["gap"] != "" else "–"
         lines.append(
@@ -215,15 +232,15 @@ def main() -> None:
     started = time.perf_counter()
     run_pipeline(args.work, params, args.cores)
     clean = lay_out_takes(args.work, args.smoke)
-    names = list(params["effects"])
+    metrics_of = {name: args.work / "reports" / "effects" / name / spec["model"]["arch"]
+                  / "metrics.json" for name, spec in params["effects"].items()}
+    names = [name for name, path in metrics_of.items() if path.is_file()]
     with ProcessPoolExecutor(args.cores) as pool:
         takes = list(pool.map(score_on_takes, [args.work] * len(names), [clean] * len(names),
                               [params] * len(names), names))
-    rows = []
+    rows = [failed_row(name, params, args.work) for name in metrics_of if name not in names]
     for name, on_takes in zip(names, takes):
-        arch = params["effects"][name]["model"]["arch"]
-        metrics_json = args.work / "reports" / "effects" / name / arch / "metrics.json"
-        test = yaml.safe_load(metrics_json.read_text())
+        test = yaml.safe_load(metrics_of[name].read_text())
         rows += rows_of(name, params, test, on_takes, args.budget)
     rows = rows if args.smoke else merged(rows, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +250,8 @@ def main() -> None:
         writer.writerows(rows)
     print(markdown(rows))
     met = sum(r["met"] in (True, "True") for r in rows if r["material"] == "takes")
-    print(f"\n{met} of {len(rows) // 2} targets met on the takes; wrote {args.out} in "
+    total = len({r["effect"] for r in rows})
+    print(f"\n{met} of {total} targets met on the takes; wrote {args.out} in "
           f"{time.perf_counter() - started:.0f} s ({args.budget:g} s budget per model, "
           f"{args.cores} jobs on {os.cpu_count()} cores)")
 

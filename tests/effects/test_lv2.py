@@ -121,3 +121,27 @@ def test_missing_lv2apply_says_what_to_install(make_wav, tmp_path, monkeypatch) 
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(DeepfxError, match=r"^effects\.ts9\.backend: .*lv2apply.*lilv-utils"):
         process([src], [tmp_path / "out.wav"], {"uri": TS9}, SAMPLE_RATE, "ts9")
+
+
+BUTTERWORTH_HP = "http://plugin.org.uk/swh-plugins/butthigh_iir"
+needs_swh = pytest.mark.skipif(
+    shutil.which("lv2info") is None
+    or subprocess.run(["lv2info", BUTTERWORTH_HP], capture_output=True).returncode != 0,
+    reason="swh-lv2 is not installed",
+)
+
+
+@needs_swh
+def test_sample_rate_relative_ranges_are_checked_in_hz(tmp_path: Path) -> None:
+    """SWH's Butterworth high-pass states its cut-off range as 0.0001..0.45 of the sample rate:
+    300 Hz is inside it (and filters a 100 Hz sine away), 30 kHz is not."""
+    src, x = sine(tmp_path, 100.0)
+    out = tmp_path / "out.wav"
+    spec = {"backend": "lv2", "uri": BUTTERWORTH_HP, "controls": {"cutoff": 300.0}}
+    process([src], [out], spec, SAMPLE_RATE, "hp")
+    y = read_audio(out, SAMPLE_RATE)[SAMPLE_RATE // 2:]
+    assert np.sqrt(np.mean(y**2)) < 0.2 * np.sqrt(np.mean(x**2))
+    spec["controls"]["cutoff"] = 30000.0
+    with pytest.raises(DeepfxError, match=r"cutoff: 30000.0 is outside the port's range 4\.41\.\.19845"):
+        process([src], [tmp_path / "other.wav"], spec, SAMPLE_RATE, "hp")
+    assert not (tmp_path / "other.wav").exists()

@@ -13,6 +13,8 @@ lv2apply quirks handled here:
   as the plugin has audio inputs, so staging to mono always fits;
 * it parses control values with ``strtof`` and neither range-checks nor rejects text, so
   values are validated against ``lv2info`` first;
+* a port with the ``lv2:sampleRate`` property states its range as multiples of the sample rate
+  (a cut-off of 0.0001..0.45 means 4.41 Hz..19.8 kHz at 44.1 kHz): the range is checked in Hz;
 * a port designated ``lv2:enabled`` (guitarix names it ``BYPASS``) switches the effect *on*
   at 1 (its default); 0 would give the dry signal, which is refused here;
 * plugins start from their own control values and glide to the given ones (guitarix: about
@@ -26,7 +28,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ class Port:
     maximum: float | None = None
     default: float | None = None
     designation: str = ""
+    properties: set[str] = field(default_factory=set)
 
     @property
     def is_control_input(self) -> bool:
@@ -101,6 +104,8 @@ def _parse_ports(text: str) -> list[Port]:
             port.name = value
         elif key in ("Minimum", "Maximum", "Default"):
             setattr(port, key.lower(), float(value))
+        elif key == "Properties":
+            port.properties.add(value.removeprefix(LV2_CORE))
         elif key == "Designation":
             port.designation = value.removeprefix(LV2_CORE)
     return ports
@@ -120,12 +125,13 @@ def plugin_ports(uri: str, name: str) -> list[Port]:
     return ports
 
 
-def _control_arguments(controls: Any, ports: list[Port], name: str) -> list[str]:
-    """``-c SYMBOL VALUE`` arguments for lv2apply, checked against the plugin's control ports."""
+def _control_arguments(controls: Any, ports: list[Port], name: str, sample_rate: int) -> list[str]:
+    """``-c SYMBOL VALUE`` arguments for lv2apply, checked against the plugin's control ports
+    (ranges of ``lv2:sampleRate`` ports scaled to Hz at ``sample_rate``)."""
     where = f"effects.{name}.controls"
     if not isinstance(controls, Mapping):
         raise DeepfxError(f"{where}: must be a mapping of port symbol to value")
-    by_symbol = {port.symbol: port for port in ports if port.is_control_input}
+    by_symbol = {port.symbol: _in_hz(port, sample_rate) for port in ports if port.is_control_input}
     arguments: list[str] = []
     for symbol, value in controls.items():
         port = by_symbol.get(symbol)
@@ -156,6 +162,17 @@ def _control_arguments(controls: Any, ports: list[Port], name: str) -> list[str]
     return arguments
 
 
+def _in_hz(port: Port, sample_rate: int) -> Port:
+    """``port`` with its range in Hz when lv2:sampleRate states it as fractions of the rate."""
+    if "sampleRate" not in port.properties:
+        return port
+
+    def hz(value: float | None) -> float | None:
+        return None if value is None else value * sample_rate
+
+    return replace(port, minimum=hz(port.minimum), maximum=hz(port.maximum), default=hz(port.default))
+
+
 def process(in_paths: Sequence[Path], out_paths: Sequence[Path], spec: Mapping[str, Any],
             sample_rate: int, name: str,
             progress: Callable[[int], object] | None = None) -> None:
@@ -166,7 +183,8 @@ def process(in_paths: Sequence[Path], out_paths: Sequence[Path], spec: Mapping[s
     if not isinstance(uri, str) or not uri:
         raise DeepfxError(f"effects.{name}.uri: missing; give an LV2 plugin URI (see lv2ls)")
     lv2apply = _tool("lv2apply", name)
-    arguments = _control_arguments(spec.get("controls") or {}, plugin_ports(uri, name), name)
+    arguments = _control_arguments(spec.get("controls") or {}, plugin_ports(uri, name), name,
+                                   sample_rate)
     lead_in = int(round(LEAD_IN_SECONDS * sample_rate))
     with tempfile.TemporaryDirectory(prefix="deepfx-lv2-") as tmp:
         staged, result = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
