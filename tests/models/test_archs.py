@@ -33,8 +33,13 @@ TINY = {
     "modulated_delay": {"min_delay_ms": 0.0, "max_delay_ms": 1.0, "init_rate_hz": 5.0},
     "allpass_phaser": {"stages": 2, "warmup": 64, "init_rate_hz": 5.0},
 }
-#: Other code paths of an architecture: a GRU cell without the skip connection.
-VARIANTS = {"rnn-gru": ("rnn", {"cell": "gru", "hidden": 4, "skip": False, "warmup": 32})}
+#: Other code paths of an architecture: a GRU cell without the skip connection; the pitch
+#: shifter's phase vocoder (a ratio that is not a whole number).
+VARIANTS = {
+    "rnn-gru": ("rnn", {"cell": "gru", "hidden": 4, "skip": False, "warmup": 32}),
+    "pitch_shifter-vocoder": ("pitch_shifter", {"n_fft": 64, "grain": 12, "delay": 37,
+                                                "ratio": 0.75, "n_bands": 4}),
+}
 #: What the contract tests run on: every tiny configuration and the variants.
 CASES = {**{arch: (arch, cfg) for arch, cfg in TINY.items()}, **VARIANTS}
 #: The architectures that think in ms or Hz and so need the sample rate.
@@ -214,7 +219,9 @@ BAD_CONFIGS = {
         ({**PITCH, "delay": 256}, "delay: must lie in [grain - 1, n_fft - 1] = [31, 255], got 256"),
         ({**PITCH, "delay": 40}, "delay: 40 keeps a piece where the squeezed window falls below"),
         ({**PITCH, "n_bands": 1}, "n_bands: must be at least 2"),
-        ({**PITCH, "ratio": 0}, "ratio: expected a positive integer"),
+        ({**PITCH, "ratio": 0}, "ratio: must be in [0.25, 4] and not 1, got 0"),
+        ({**PITCH, "ratio": 1.0}, "ratio: must be in [0.25, 4] and not 1, got 1.0"),
+        ({**PITCH, "max_lag_ms": -1.0}, "max_lag_ms: must be in [0, 2000] ms, got -1.0"),
     ],
     "modulated_delay": [
         ({"max_delay_ms": 0.0}, "max_delay_ms: must be in (0, 1000] ms"),

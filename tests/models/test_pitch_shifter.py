@@ -103,3 +103,39 @@ def test_short_training_on_the_real_effect_lowers_the_mrstft_loss():
     losses = adam_steps(model, steps, lr=0.5)
     assert losses[-1] < 0.7 * losses[0]
     assert float(model.gains_db.detach().mean()) > -6.0
+
+
+@pytest.mark.parametrize("semitones", [7, -12, -5])
+def test_any_interval_comes_out_at_its_frequency(semitones):
+    ratio = 2 ** (semitones / 12)
+    model = build_model("pitch_shifter", {"ratio": ratio}, sample_rate=SR)
+    assert model.latency == 2047 and model.receptive_field == 2 * 2048 - 1
+    x = (0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32)
+    y = apply_model(model, x)[SR // 4 :]
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    peak = np.fft.rfftfreq(len(y), 1 / SR)[np.argmax(spectrum)]
+    assert peak == pytest.approx(440 * ratio, abs=2)
+    assert 0.3 < np.std(y) / np.std(x) < 1.5
+
+
+def test_initialise_finds_the_lag_of_a_late_effect_and_streams_with_it():
+    """A fifth down (pedalboard's Rubber Band) and the same 2000 samples late: initialise finds
+    lags 2000 samples apart (within its 64-sample steps); the late model then streams in
+    blocks as it runs whole and is closer to that effect than its input."""
+    x = notes(6.0)
+    prompt = effect(pedalboard.PitchShift(semitones=-7), x)
+    late = np.concatenate([np.zeros(2000, np.float32), prompt])[: len(x)]
+    lags, models = [], []
+    for target in (prompt, late):
+        model = build_model("pitch_shifter", {"ratio": 2 ** (-7 / 12), "max_lag_ms": 100.0},
+                            sample_rate=SR)
+        model.initialise(x, target)
+        lags.append(int(model.lag))
+        models.append(model)
+    assert abs(lags[1] - lags[0] - 2000) <= 64
+    model = models[1]
+    assert model.receptive_field == 2 * 2048 - 1 + lags[1]
+    whole = apply_model(model, x)
+    blocks = apply_model(model, x, chunk_samples=1000)
+    np.testing.assert_allclose(blocks, whole, atol=1e-5)
+    assert log_mel_distance(whole, late, SR) < 0.5 * log_mel_distance(x, late, SR)
