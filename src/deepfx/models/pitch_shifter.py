@@ -310,7 +310,8 @@ class PitchShifter(nn.Module):
 
     def _lag(self, output: np.ndarray, processed: np.ndarray) -> int:
         """The lag (samples, 0 … ``max_lag``, in steps of _LAG_HOP) by which ``processed`` trails
-        ``output`` (1-D): where their log-level envelopes correlate best."""
+        ``output`` (1-D): near where their log-level envelopes correlate best, the one with the
+        smallest mean log-spectral difference (or 0 if that is smaller still)."""
         frames = min(len(output), len(processed)) // _LAG_HOP
         if self.max_lag < _LAG_HOP or frames < 4:
             return 0
@@ -323,7 +324,13 @@ class PitchShifter(nn.Module):
         a, b = envelope(output), envelope(processed)
         lags = np.arange(min(self.max_lag // _LAG_HOP, frames - 2) + 1)
         score = scipy.signal.correlate(b, a, mode="full", method="fft")[frames - 1 + lags]
-        return int(lags[np.argmax(score / (frames - lags))] * _LAG_HOP)
+        coarse = int(lags[np.argmax(score / (frames - lags))] * _LAG_HOP)
+        # onsets smear over a frame, so the envelopes only get near: the log spectrum decides
+        candidates = sorted({0, *(max(0, coarse + k * _LAG_HOP) for k in range(-8, 9))})
+        wanted = self._db(self._power(torch.from_numpy(processed)))
+        errors = [float((self._db(self._power(torch.from_numpy(
+            np.pad(output, (lag, 0))[: len(output)]))) - wanted).abs().mean()) for lag in candidates]
+        return candidates[int(np.argmin(errors))]
 
     @staticmethod
     def _power(x: torch.Tensor) -> torch.Tensor:
