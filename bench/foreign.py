@@ -39,6 +39,7 @@ from pathlib import Path
 import yaml
 from quality import score
 
+from deepfx.atomic import atomic_dir
 from deepfx.audio import read_audio, write_audio
 from deepfx.config import validate_params
 from deepfx.effects import apply_effect
@@ -124,10 +125,12 @@ def lay_out_takes(work: Path, smoke: bool) -> Path:
     takes = render_takes(CACHE)
     clean = work / "takes" / ("smoke" if smoke else "full") / "clean"
     if not clean.is_dir():
-        (clean / "test").mkdir(parents=True)
-        for path in sorted(takes.glob("*.wav"))[: 3 if smoke else None]:
-            x = read_audio(path, 44100)
-            write_audio(clean / "test" / path.name, x[: 3 * 44100] if smoke else x, 44100)
+        clean.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(clean) as tmp:
+            (tmp / "test").mkdir()
+            for path in sorted(takes.glob("*.wav"))[: 3 if smoke else None]:
+                x = read_audio(path, 44100)
+                write_audio(tmp / "test" / path.name, x[: 3 * 44100] if smoke else x, 44100)
     return clean
 
 
@@ -138,10 +141,10 @@ def score_on_takes(work: Path, clean: Path, params: dict, name: str) -> dict:
     processed = clean.parent / "processed" / name
     if not processed.is_dir():
         inputs = sorted((clean / "test").glob("*.wav"))
-        tmp = processed.with_name(processed.name + ".tmp")
-        (tmp / "test").mkdir(parents=True, exist_ok=True)
-        apply_effect(name, spec, inputs, [tmp / "test" / p.name for p in inputs], sr)
-        tmp.rename(processed)
+        processed.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(processed) as tmp:
+            (tmp / "test").mkdir()
+            apply_effect(name, spec, inputs, [tmp / "test" / p.name for p in inputs], sr)
     arch = spec["model"]["arch"]
     model = work / "models" / name / arch / "model.pt"
     return evaluate_model(model, clean, processed, clean.parent / "reports" / name, params)

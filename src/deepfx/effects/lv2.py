@@ -16,7 +16,8 @@ lv2apply quirks handled here:
 * a port with the ``lv2:sampleRate`` property states its range as multiples of the sample rate
   (a cut-off of 0.0001..0.45 means 4.41 Hz..19.8 kHz at 44.1 kHz): the range is checked in Hz;
 * a port designated ``lv2:enabled`` (guitarix names it ``BYPASS``) switches the effect *on*
-  at 1 (its default); 0 would give the dry signal, which is refused here;
+  at 1 (its default); 0 would give the dry signal, which is refused here (unless 0 is the
+  port's default: x42's compressor marks its *hold* switch so);
 * plugins start from their own control values and glide to the given ones (guitarix: about
   0.2 s), so :data:`LEAD_IN_SECONDS` of silence is run first and cut from the output.
 """
@@ -153,7 +154,7 @@ def _control_arguments(controls: Any, ports: list[Port], name: str, sample_rate:
                 f"{where}.{symbol}: {value!r} is outside the port's range "
                 f"{port.minimum:g}..{port.maximum:g} ({port.name})"
             )
-        if port.designation == "enabled" and value == 0:
+        if port.designation == "enabled" and value == 0 and port.default != 0:
             raise DeepfxError(
                 f"{where}.{symbol}: 0 switches the plugin off (this port is lv2:enabled: "
                 "1 = effect on); use 1 or leave it out"
