@@ -259,3 +259,28 @@ def test_excerpts_are_aligned_seeded_and_zero_padded_at_the_start(tmp_path):
         assert torch.allclose(steps, torch.full_like(steps, 1 / 3000), atol=1e-6)
     starts = [int(round(c[0, 0, 500].item() * 3000)) - 1 for c, _, _ in batches]
     assert min(starts) < 500  # excerpts near the file start occur (their context is zero-padded)
+
+
+def test_a_fit_that_lengthens_the_receptive_field_still_trains(tmp_path):
+    """The pitch shifter's initialise finds a late effect's lag (here 3000 samples, a fifth
+    down), which lengthens its receptive field: the excerpts' context follows, so every step
+    sees a loss over real samples."""
+    board = pedalboard.PitchShift(semitones=-7)
+    for split, lengths in SPLITS.items():
+        for i, seconds in enumerate(lengths):
+            x = tones(seconds + 1.0, seed=hash((split, i)) % 1000)
+            y = np.concatenate([np.zeros(3000, np.float32), board(x[None], SR)[0]])[: len(x)]
+            for kind, signal in (("clean", x), ("processed", y)):
+                (tmp_path / kind / split).mkdir(parents=True, exist_ok=True)
+                write_audio(tmp_path / kind / split / f"track{i}.wav", signal, SR)
+    params = tiny_params(tmp_path, epochs=1, steps_per_epoch=2, batch_size=2, excerpt_samples=2048,
+                         loss="mrstft", learning_rate=0.001)
+    params["effects"]["distortion"]["model"] = {
+        "arch": "pitch_shifter", "ratio": 2 ** (-7 / 12), "n_fft": 512, "grain": 64, "delay": 287,
+        "n_bands": 8, "max_lag_ms": 150.0,
+    }
+    summary = train_model("distortion", "pitch_shifter", params, tmp_path / "clean",
+                          tmp_path / "processed", tmp_path / "models")
+    assert summary["receptive_field"] > 2 * 512 - 1 + 2000
+    history = read_history(tmp_path / "models" / "history.csv")
+    assert np.isfinite(float(history[0]["train_loss"]))

@@ -283,7 +283,6 @@ def train_model(
     device = configure_torch(train)
     torch.manual_seed(train["seed"])
     model = build_model(arch, hyper, sample_rate=sample_rate, where=where).to(device)
-    context = model.receptive_field - 1
     optimiser = _Optimiser(model, train)
     schedule = _schedule(optimiser.adam, train)
     train_pairs = paired_files(clean_dir, processed_dir, "train", sample_rate)
@@ -318,6 +317,7 @@ def train_model(
         shifts = _align(model, {"train": train_pairs, "valid": valid_pairs}, sample_rate)
     else:
         history, best, shifts = resumed
+    context = model.receptive_field - 1  # after initialise: a fit may lengthen it (a lag)
     sampler = ExcerptSampler(train_pairs, context, train["excerpt_samples"], train["seed"],
                              [shifts.get(f"train/{pair.name}", 0) for pair in train_pairs])
 

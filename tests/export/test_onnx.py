@@ -12,6 +12,7 @@ import torch
 
 from deepfx.audio import read_audio
 from deepfx.cli import main
+from deepfx.config import validate_params
 from deepfx.errors import DeepfxError
 from deepfx.evaluate import load_model
 from deepfx.export import export_model
@@ -55,7 +56,7 @@ def test_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("clean")
     params = tiny_params()
     params["generate"]["training_audio"] = str(out / "no-user-audio")
-    files = generate_dataset(params, out)
+    files = generate_dataset(validate_params(params), out)
     return read_audio(next(f for f in files if f.parent.name == "test"), SR)
 
 
