@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -147,7 +148,12 @@ def score_on_takes(work: Path, clean: Path, params: dict, name: str) -> dict:
             apply_effect(name, spec, inputs, [tmp / "test" / p.name for p in inputs], sr)
     arch = spec["model"]["arch"]
     model = work / "models" / name / arch / "model.pt"
-    return evaluate_model(model, clean, processed, clean.parent / "reports" / name, params)
+    report = clean.parent / "reports" / name
+    done = report / "metrics.json"
+    if done.is_file() and done.stat().st_mtime > max(model.stat().st_mtime,
+                                                     processed.stat().st_mtime):
+        return json.loads(done.read_text())  # scored since the model was last trained
+    return evaluate_model(model, clean, processed, report, params)
 
 
 def rows_of(name: str, params: dict, test: dict, takes: dict, budget: float) -> list[dict]:
