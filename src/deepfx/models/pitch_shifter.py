@@ -149,7 +149,7 @@ class PitchShifter(nn.Module):
                 f"with ratio {ratio}, keep the piece nearer the middle of the {n_fft}-sample frame",
             )
         self.n_fft, self.grain, self.hop, self.ratio = n_fft, grain, grain // 4, ratio
-        #: The integer ratio of the frequency-domain path, or None (time-domain path).
+        #: The integer ratio of the frequency-domain path, or None (the phase vocoder).
         self.whole = round(ratio) if abs(ratio - round(ratio)) < _INTEGER_TOLERANCE else None
         self.sample_rate = int(sample_rate)
         self.max_lag = int(round(max_lag_ms * sample_rate / 1000))  # samples
