@@ -135,8 +135,20 @@ def test_default_name_is_effect_and_arch(tmp_path):
 @pytest.mark.parametrize("cfg", [{"cell": "lstm", "skip": True}, {"cell": "gru", "skip": False}])
 def test_rnns_with_a_skip_or_a_gru_cell_are_refused(tmp_path, cfg):
     configs = {"rnn": ("rnn", {"hidden": 4, "warmup": 64, **cfg})}
-    with pytest.raises(DeepfxError, match="rnn: NAM's LSTM has no GRU cell and no skip"):
+    with pytest.raises(DeepfxError, match="rnn: NAM.s LSTM has no GRU cell, no skip connection and no input delay"):
         export_model(save_model(tmp_path / "rnn.pt", "rnn", configs=configs), "nam")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rnn.pt"]
+
+
+def test_an_rnn_with_a_measured_lag_is_refused(tmp_path):
+    """NAM's LSTM reads the input as it comes: an rnn that delays it (a lag its initialise
+    measured on the effect) has no .nam form."""
+    path = save_model(tmp_path / "rnn.pt", "rnn-lstm-no-skip", configs=LSTMS)
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint["state_dict"]["lag"].fill_(31)
+    torch.save(checkpoint, path)
+    with pytest.raises(DeepfxError, match="no input delay; only an rnn with cell: lstm, skip: false and no measured lag"):
+        export_model(path, "nam")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rnn.pt"]
 
 

@@ -44,7 +44,7 @@ VARIANTS = {
 CASES = {**{arch: (arch, cfg) for arch, cfg in TINY.items()}, **VARIANTS}
 #: The architectures that think in ms or Hz and so need the sample rate.
 NEED_THE_RATE = ["allpass_phaser", "compressor", "fir", "modulated_delay", "pitch_shifter",
-                 "tcn_fir"]
+                 "rnn", "tcn_fir"]
 #: FFT-based models are causal up to float64 round-off.
 ROUND_OFF = 1e-9
 #: The pitch shifter's small configuration its bad values are checked against.
@@ -66,13 +66,18 @@ def test_every_registered_arch_has_a_tiny_config_and_defaults_for_the_rest():
 @pytest.fixture(params=sorted(CASES))
 def model(request):
     """A tiny model in float64 with its parameters moved off their start values (where a model
-    starts as the identity, as the FIRs do, the identity would hide most faults)."""
+    starts as the identity, as the FIRs do, the identity would hide most faults) and a lag of
+    3 samples where it measures the effect's and 3 echoes where it follows a feedback loop (as
+    ``initialise`` would set them)."""
     arch, cfg = CASES[request.param]
     torch.manual_seed(0)
     model = build_model(arch, cfg, sample_rate=SR).double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
+        for name in ("lag", "echoes"):
+            if hasattr(model, name):
+                getattr(model, name).fill_(3)
     return model
 
 

@@ -123,3 +123,31 @@ def test_training_lowers_the_loss(audio, initialised):
         m.wet.sub_(0.1)
     before, after = positioned_training(m, *audio, length=4096, loss_fn=ESRLoss(0.0))
     assert after < before / 5, (before, after)
+
+
+#: A flanger: JUCE's chorus at a short delay with its output fed back into the delay line.
+FLANGER = {"rate_hz": 0.4, "depth": 0.15, "centre_delay_ms": 3.0, "feedback": 0.6, "mix": 0.5}
+
+
+@pytest.fixture(scope="module")
+def flanged() -> tuple[np.ndarray, np.ndarray]:
+    """8 s of notes and chirps, and pedalboard's Chorus with feedback (a flanger) of them."""
+    x = tonal(4.0, 11, segments=2, notes_per_second=(2.0, 6.0), polyphony=2)
+    return x, effect(pedalboard.Chorus(**FLANGER), x)
+
+
+def test_initialise_fits_the_feedback_of_a_flanger(flanged):
+    """The feedback is found and enough echoes are followed for the flanger's resonances: the
+    closed-form start alone is well under the target and 3 times closer than without feedback."""
+    x, y = flanged
+    cfg = {"min_delay_ms": 0.2, "max_delay_ms": 10.0}
+    m = build_model("modulated_delay", cfg, sample_rate=SR)
+    m.initialise(x, y)
+    assert abs(m.feedback.item()) == pytest.approx(FLANGER["feedback"], abs=0.05)  # measured: JUCE feeds back inverted
+    assert int(m.echoes) == math.ceil(math.log(0.01) / math.log(abs(m.feedback.item())))
+    assert m.receptive_field == int(m.echoes) * (m.max_delay - 1) + 1
+    one = build_model("modulated_delay", {**cfg, "max_echoes": 1}, sample_rate=SR)
+    one.initialise(x, y)
+    assert int(one.echoes) == 1
+    with_feedback, without = esr(apply_model(m, x), y), esr(apply_model(one, x), y)
+    assert with_feedback < 0.02 and with_feedback < without / 3, (with_feedback, without)

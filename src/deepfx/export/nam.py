@@ -38,6 +38,7 @@ from deepfx.atomic import atomic_file
 from deepfx.errors import DeepfxError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 __all__ = ["GEAR_TYPES", "NAM_ARCHS", "NAM_VERSION", "SILENCE_SAMPLES", "nam_dict", "write_nam"]
@@ -103,14 +104,19 @@ def _tcn_as_wavenet(model: nn.Module) -> tuple[str, dict, list[np.ndarray]]:
     return "WaveNet", {"layers": [layer_array], "head": None, "head_scale": 1.0}, weights
 
 
-def _lstm_as_nam(
-    model: nn.Module, lstm: nn.LSTM, head: nn.Linear
-) -> tuple[str, dict, list[np.ndarray]]:
-    """``model`` = Linear ``head`` on the stacked ``lstm``, as NAM's ("LSTM", config, weights)."""
+def _settled_state(model: nn.Module) -> object:
+    """``model``'s stream state after :data:`SILENCE_SAMPLES` of silence from a zero state."""
     import torch  # here, so that the CLI can read GEAR_TYPES without loading torch
 
-    with torch.no_grad():  # h, c: (layers, 1, hidden) after the silence
-        h, c = model.stream(torch.zeros(1, 1, SILENCE_SAMPLES), None)[1]
+    with torch.no_grad():
+        return model.stream(torch.zeros(1, 1, SILENCE_SAMPLES), None)[1]
+
+
+def _lstm_as_nam(
+    lstm: nn.LSTM, head: nn.Linear, h: "torch.Tensor", c: "torch.Tensor"
+) -> tuple[str, dict, list[np.ndarray]]:
+    """Linear ``head`` on the stacked ``lstm`` whose state is ``h``, ``c`` (layers, 1, hidden),
+    as NAM's ("LSTM", config, weights)."""
     weights = []
     for i in range(lstm.num_layers):
         w_ih, w_hh = (_array(getattr(lstm, f"weight_{k}_l{i}")) for k in ("ih", "hh"))
@@ -124,17 +130,20 @@ def _lstm_as_nam(
 
 def _seed_lstm_as_nam(model: nn.Module) -> tuple[str, dict, list[np.ndarray]]:
     """The seed's LSTM as NAM's LSTM (the same network)."""
-    return _lstm_as_nam(model, model.lstm, model.head)
+    return _lstm_as_nam(model.lstm, model.head, *_settled_state(model))
 
 
 def _rnn_as_nam(model: nn.Module) -> tuple[str, dict, list[np.ndarray]]:
-    """A SkipRNN with an LSTM cell and no skip connection as NAM's LSTM; others are refused."""
-    if model.rnn.mode != "LSTM" or model.skip:
+    """A SkipRNN with an LSTM cell, no skip connection and no lag as NAM's LSTM; others are
+    refused."""
+    if model.rnn.mode != "LSTM" or model.skip or int(model.lag):
         raise DeepfxError(
-            "rnn: NAM's LSTM has no GRU cell and no skip connection; only an rnn with "
-            "cell: lstm and skip: false can be written as .nam; export this one as onnx instead"
+            "rnn: NAM's LSTM has no GRU cell, no skip connection and no input delay; only an "
+            "rnn with cell: lstm, skip: false and no measured lag (max_lag_ms: 0 or an effect "
+            "without one) can be written as .nam; export this one as onnx instead"
         )
-    return _lstm_as_nam(model, model.rnn, model.head)
+    rnn_state, _history = _settled_state(model)
+    return _lstm_as_nam(model.rnn, model.head, *rnn_state)
 
 
 #: deepfx architecture → its NAM form; the others have no NAM equivalent.

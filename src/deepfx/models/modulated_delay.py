@@ -1,12 +1,16 @@
-"""An LFO-driven modulated delay line: the DSP structure of chorus and flanger effects.
+"""An LFO-driven modulated delay line with feedback: the DSP structure of chorus and flanger.
 
-    y[n] = dry·x[n] + wet·x[n − d(n)],  d(n) = centre + depth·sin(2π·rate·n/sample_rate + phase)
+    y[n] = dry·x[n] + wet·v[n − d(n)],  v[n] = x[n] + feedback·v[n − d(n)],
+    d(n) = centre + depth·sin(2π·rate·n/sample_rate + phase)
 
 (d clipped to a least and a longest delay), with x read between samples by linear
-interpolation (differentiable in d). Rate (Hz), phase (rad), centre and depth (ms), dry and
-wet gains are learned; :meth:`ModulatedDelay.initialise` measures the delay frame by frame on
-training audio and fits the LFO to it, so that gradient training only has to polish (the
-loss is far from convex in rate and phase).
+interpolation (differentiable in d). The feedback loop is unrolled: v[n − d(n)] is the sum
+over k = 1 … ``echoes`` of feedback^(k−1)·x[n − τ_k(n)], τ_1 = d(n), τ_(k+1) = τ_k + d(n − τ_k)
+(each trip round the loop reads the delay the LFO had when the sample entered it), exact up
+to the echoes left out. Rate (Hz), phase (rad), centre and depth (ms), feedback, dry and wet
+gains are learned; :meth:`ModulatedDelay.initialise` measures the delay frame by frame on
+training audio, fits the LFO to it and then the feedback and gains, so that gradient
+training only has to polish (the loss is far from convex in rate and phase).
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ HOP = 1024
 EXCLUDE_MS = 0.5
 #: Residual (ms) of a frame's delay from the fitted sine beyond which it counts as mis-measured.
 TOLERANCE_MS = 0.3
+#: :meth:`ModulatedDelay.initialise`: seconds of audio the feedback is fitted on, the feedback
+#: values tried (then a finer grid around the best), and the level (of the first echo) below
+#: which later echoes are left out of the model.
+FEEDBACK_SECONDS = 8.0
+FEEDBACK_GRID = np.linspace(-0.95, 0.95, 39)
+ECHO_FLOOR = 0.01
 
 #: Stream state: the last ``receptive_field - 1`` input samples (B, 1, ·) and the index of the
 #: next sample in the file (B,) int64.
@@ -49,12 +59,15 @@ DelayState = dict[str, torch.Tensor]
 
 
 class ModulatedDelay(nn.Module):
-    """(B, 1, T) → (B, 1, T): the input plus a copy delayed by a sine-modulated delay.
+    """(B, 1, T) → (B, 1, T): the input plus the output of a sine-modulated delay line whose
+    output feeds back into it.
 
     The delay is clipped to [``min_delay_ms``, ``max_delay_ms``] (rounded up to whole
     samples; a bucket-brigade or digital chorus has a least delay too). ``init_rate_hz`` is
-    the LFO rate before :meth:`initialise` or training. ``receptive_field`` (samples) is the
-    longest delay + 1: the span the output depends on when the delay is at its longest.
+    the LFO rate before :meth:`initialise` or training. ``echoes`` (a buffer, 1 … ``max_echoes``;
+    1 until :meth:`initialise` fits a feedback) is how many trips round the feedback loop the
+    model follows. ``receptive_field`` (samples) is echoes × the longest delay + 1: the span
+    the output depends on when the delay is at its longest.
     """
 
     time_variant = True
@@ -65,6 +78,7 @@ class ModulatedDelay(nn.Module):
         min_delay_ms: float = 1.0,
         max_delay_ms: float = 30.0,
         init_rate_hz: float = 0.5,
+        max_echoes: int = 16,
         sample_rate: int,
     ) -> None:
         super().__init__()
@@ -83,33 +97,58 @@ class ModulatedDelay(nn.Module):
             )
         check_init_rate(init_rate_hz)
         self.sample_rate = sample_rate
-        self.receptive_field = self.max_delay
+        self.max_echoes = max_echoes
         self.lfo = SineLFO(init_rate_hz, sample_rate)
         max_ms = self.max_delay * 1000 / sample_rate
         self.raw_centre = nn.Parameter(torch.tensor(0.4 * max_ms / DELAY_SCALE))
         self.raw_depth = nn.Parameter(torch.tensor(0.1 * max_ms / DELAY_SCALE))
         self.dry = nn.Parameter(torch.tensor(1.0))
         self.wet = nn.Parameter(torch.tensor(0.5))
+        self.feedback = nn.Parameter(torch.tensor(0.0))
+        self.register_buffer("echoes", torch.ones((), dtype=torch.int64))  # set by initialise
 
-    def delay(self, n: torch.Tensor) -> torch.Tensor:
-        """Delay (samples) at the int64 sample indices ``n``, clipped to ``delay_range``."""
-        ms = (self.raw_centre + self.raw_depth * self.lfo(n)) * DELAY_SCALE
+    @property
+    def receptive_field(self) -> int:
+        """echoes × the longest delay + 1 (samples; the + 1: see :meth:`_echoes`)."""
+        return int(self.echoes) * (self.max_delay - 1) + 1
+
+    def delay(self, n: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+        """Delay (samples) at the int64 sample indices ``n`` (``before`` samples earlier, if
+        given), clipped to ``delay_range``."""
+        ms = (self.raw_centre + self.raw_depth * self.lfo(n, before)) * DELAY_SCALE
         return (ms * (self.sample_rate / 1000)).clamp(*self.delay_range)
 
-    def _wet(self, x: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-        """x (B, 1, T) read at n − d(n), by linear interpolation; zeros before x[..., 0].
+    def _echoes(self, x: torch.Tensor, start: torch.Tensor, count: int) -> torch.Tensor:
+        """x (B, 1, T) read at n − τ_k(n) for k = 1 … ``count``, by linear interpolation;
+        zeros before x[..., 0]: (B, count, T).
 
-        The sample n − floor(d) − 1 is read even when its weight is 0 (d at its longest):
-        hence the delay line's extra sample."""
+        The sample n − floor(τ) − 1 is read even when its weight is 0 (τ at its longest):
+        hence the receptive field's extra sample."""
         t = torch.arange(x.shape[-1], device=x.device)
-        d = self.delay(start[:, None] + t)  # (B, T)
-        whole = torch.floor(d).detach()
-        frac = d - whole
-        newer = t + self.max_delay - whole.long()  # index of x[n - floor(d)] in the padded x
-        padded = nn.functional.pad(x[:, 0], (self.max_delay, 0))
-        a = padded.gather(1, newer)
-        b = padded.gather(1, newer - 1)
-        return (a + frac * (b - a))[:, None]
+        n = start[:, None] + t  # (B, T)
+        pad = count * (self.max_delay - 1) + 1
+        padded = nn.functional.pad(x[:, 0], (pad, 0))
+        total = self.delay(n)
+        reads = []
+        for k in range(count):
+            if k:
+                total = total + self.delay(n, total)
+            whole = torch.floor(total).detach()
+            frac = total - whole
+            newer = t + pad - whole.long()  # index of x[n - floor(τ)] in the padded x
+            a = padded.gather(1, newer)
+            b = padded.gather(1, newer - 1)
+            reads.append(a + frac * (b - a))
+        return torch.stack(reads, dim=1)
+
+    def _wet(self, x: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """The delay line's output v[n − d(n)] (B, 1, T) for input x (B, 1, T)."""
+        count = int(self.echoes)
+        reads = self._echoes(x, start, count)
+        if count == 1:
+            return reads
+        gains = self.feedback ** torch.arange(count, device=x.device, dtype=x.dtype)
+        return torch.einsum("bkt,k->bt", reads, gains)[:, None]
 
     def forward(self, x: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         """(B, 1, T), ``start`` (B,) int64 = file index of x[..., 0] → (B, 1, T)."""
@@ -160,13 +199,13 @@ class ModulatedDelay(nn.Module):
 
     @torch.no_grad()
     def initialise(self, clean: np.ndarray, processed: np.ndarray) -> None:
-        """Fit the LFO and gains to one training file from its sample 0 (1-D float32 each; the
-        first seconds of it, see :func:`~deepfx.models.lfo.analysis_signals`; too short a file
-        leaves the model as it is).
+        """Fit the LFO, feedback and gains to one training file from its sample 0 (1-D float32
+        each; the first seconds of it, see :func:`~deepfx.models.lfo.analysis_signals`; too
+        short a file leaves the model as it is).
 
         The delay is measured in frames (the integer delay whose copy, beside the input, best
         explains the output), a sine is fitted to that track (rate, phase, centre, depth),
-        and dry and wet gains are then solved by least squares.
+        then the feedback (:meth:`_fit_feedback`) with dry and wet gains by least squares.
         """
         signals = analysis_signals(clean, processed, 4 * FRAME, self.sample_rate)
         if signals is None:
@@ -181,9 +220,35 @@ class ModulatedDelay(nn.Module):
         self.lfo.set(rate, phase, origin)
         self.raw_centre.fill_(centre / DELAY_SCALE)
         self.raw_depth.fill_(depth / DELAY_SCALE)
-        signal = torch.as_tensor(x, dtype=self.dry.dtype, device=self.dry.device).view(1, 1, -1)
+        feedback, dry, wet = self._fit_feedback(x, y)
+        self.feedback.fill_(feedback)
+        self.dry.fill_(dry)
+        self.wet.fill_(wet)
+        if abs(feedback) >= ECHO_FLOOR:
+            needed = math.ceil(math.log(ECHO_FLOOR) / math.log(abs(feedback)))
+            self.echoes.fill_(min(max(needed, 1), self.max_echoes))
+
+    def _fit_feedback(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+        """(feedback, dry, wet) of the least-squares fit y ≈ dry·x + wet·Σ_k feedback^(k−1)·e_k
+        on the first FEEDBACK_SECONDS (e_k: x after k trips round the delay line, up to
+        ``max_echoes``): feedback on FEEDBACK_GRID, then on a grid 20 times finer around the
+        best; dry and wet solved for each."""
+        n = min(len(x), int(FEEDBACK_SECONDS * self.sample_rate))
+        signal = torch.as_tensor(x[:n], dtype=self.dry.dtype, device=self.dry.device)
         start = torch.zeros(1, dtype=torch.int64, device=self.dry.device)
-        wet = self._wet(signal, start)[0, 0].cpu().double().numpy()
-        gains, *_ = np.linalg.lstsq(np.stack([x, wet], axis=1), y, rcond=None)
-        self.dry.fill_(float(gains[0]))
-        self.wet.fill_(float(gains[1]))
+        reads = self._echoes(signal.view(1, 1, -1), start, self.max_echoes)
+        reads = reads[0].cpu().double().numpy()  # (max_echoes, n)
+        target = y[:n]
+
+        def fit(feedback: float) -> tuple[float, float, float]:
+            wet = (feedback ** np.arange(self.max_echoes)) @ reads
+            gains, *_ = np.linalg.lstsq(np.stack([x[:n], wet], axis=1), target, rcond=None)
+            error = float(np.sum((target - x[:n] * gains[0] - wet * gains[1]) ** 2))
+            return error, float(gains[0]), float(gains[1])
+
+        step = FEEDBACK_GRID[1] - FEEDBACK_GRID[0]
+        best = min(FEEDBACK_GRID, key=lambda f: fit(f)[0])
+        fine = np.clip(best + np.linspace(-step, step, 41), FEEDBACK_GRID[0], FEEDBACK_GRID[-1])
+        best = float(min(fine, key=lambda f: fit(f)[0]))
+        _, dry, wet = fit(best)
+        return best, dry, wet
