@@ -151,3 +151,23 @@ def test_initialise_fits_the_feedback_of_a_flanger(flanged):
     assert int(one.echoes) == 1
     with_feedback, without = esr(apply_model(m, x), y), esr(apply_model(one, x), y)
     assert with_feedback < 0.02 and with_feedback < without / 3, (with_feedback, without)
+
+
+def test_initialise_finds_the_voices_of_a_two_voice_chorus(audio):
+    """Two of JUCE's choruses side by side, the second at half the level and its LFO 0.35 s
+    ahead (it ran over a lead-in): two voices are found, the second at the phase offset the
+    lead-in gives, and the start is a third closer than with one voice (4.7 % against 7.5 %)."""
+    x = audio[0]
+    lead = int(0.35 * SR)
+    ahead = effect(pedalboard.Chorus(**CHORUS), np.concatenate([np.zeros(lead, np.float32), x]))
+    y = effect(pedalboard.Chorus(**CHORUS), x) + 0.5 * ahead[lead:]
+    m = build_model("modulated_delay", {}, sample_rate=SR)
+    m.initialise(x, y)
+    offset = 2 * math.pi * CHORUS["rate_hz"] * lead / SR
+    assert int(m.voices) == 2
+    assert abs(math.remainder(m.voice_offsets[0].item() - offset, 2 * math.pi)) < 0.15
+    one = build_model("modulated_delay", {"max_voices": 1}, sample_rate=SR)
+    one.initialise(x, y)
+    two_voices, one_voice = esr(apply_model(m, x), y), esr(apply_model(one, x), y)
+    assert int(one.voices) == 1 and two_voices < 0.7 * one_voice and two_voices < 0.06, (
+        two_voices, one_voice)

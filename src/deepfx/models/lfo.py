@@ -92,15 +92,23 @@ class SineLFO(nn.Module):
         self.raw_phase.fill_(math.remainder(phase, 2 * math.pi) / PHASE_SCALE)
         self.origin.fill_(int(origin))
 
-    def forward(self, n: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        n: torch.Tensor,
+        before: torch.Tensor | None = None,
+        ahead: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """LFO value in [-1, 1] at the int64 sample indices ``n`` (any shape), parameter dtype;
-        ``before`` (samples, float, broadcasting with n): that much earlier than n instead."""
+        ``before`` (samples, float, broadcasting with n): that much earlier than n instead;
+        ``ahead`` (rad, broadcasting): the phase that much ahead (another voice's LFO)."""
         seconds = (n + self.shift - self.origin).double()
         if before is not None:
             seconds = seconds - before.double()
         seconds = seconds / self.sample_rate
         rate = self.raw_rate.double() * RATE_SCALE
         angle = 2 * math.pi * rate * seconds + self.raw_phase.double() * PHASE_SCALE
+        if ahead is not None:
+            angle = angle + ahead.double()
         return torch.sin(angle).to(self.raw_rate.dtype)
 
 
