@@ -284,3 +284,30 @@ def test_a_fit_that_lengthens_the_receptive_field_still_trains(tmp_path):
     assert summary["receptive_field"] > 2 * 512 - 1 + 2000
     history = read_history(tmp_path / "models" / "history.csv")
     assert np.isfinite(float(history[0]["train_loss"]))
+
+
+def test_the_saved_rnn_is_silent_at_rest_and_knows_the_effects_lag(tmp_path):
+    """An overdrive that answers 20 samples late: the trained rnn's initialise measured the lag
+    and its finalise left no offset at rest (silence in, silence out) in the saved weights."""
+    from deepfx.evaluate import load_model
+
+    from deepfx.signals import TrackSpec, track
+
+    board = pedalboard.Distortion(drive_db=20.0)
+    for split, lengths in SPLITS.items():
+        for i, seconds in enumerate(lengths):
+            spec = TrackSpec(SR, 1, seconds, (3.0, 6.0), 3, (80.0, 1200.0), -3.0)
+            x = track(spec, hash((split, i)) % 1000)  # the generator's notes and chirps
+            y = board(np.pad(x, (20, 0))[None, : len(x)], SR)[0]
+            for kind, signal in (("clean", x), ("processed", y)):
+                (tmp_path / kind / split).mkdir(parents=True, exist_ok=True)
+                write_audio(tmp_path / kind / split / f"track{i}.wav", signal, SR)
+    params = tiny_params(tmp_path, epochs=1, steps_per_epoch=3, tbptt_samples=512)
+    params["effects"]["distortion"]["model"] = {"arch": "rnn", "hidden": 8, "warmup": 256}
+    train_model("distortion", "rnn", params, tmp_path / "clean", tmp_path / "processed",
+                tmp_path / "models")
+    model, meta = load_model(tmp_path / "models" / "model.pt")
+    assert int(model.lag) == 20 and meta["receptive_field"] == 256 + 20
+    with torch.no_grad():
+        at_rest = model(torch.zeros(1, 1, 8192))[0, 0, 4096:]
+    assert at_rest.abs().max().item() < 1e-6

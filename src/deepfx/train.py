@@ -384,6 +384,10 @@ def train_model(
             stop = _early_stop(history, best, train["patience"])
         if best["state_dict"] is None:
             raise DeepfxError(f"train.max_seconds: {budget} s ran out before the first epoch")
+        if hasattr(model, "finalise"):  # a closed-form touch-up of the best weights
+            model.load_state_dict(best["state_dict"])
+            model.finalise()
+            best["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
         summary = {
             "effect": effect,

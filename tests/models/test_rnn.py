@@ -98,3 +98,14 @@ def test_with_its_lag_measured_it_learns_a_late_overdrive_it_cannot_learn_withou
     before, after = tbptt_training(measured, x, y, rounds=5, lr=3e-2)
     _, unaligned = tbptt_training(small("lstm"), x, y, rounds=5, lr=3e-2)
     assert after < 0.4 * before and after < 0.5 * unaligned, (before, after, unaligned)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_finalise_makes_silence_in_silence_out(name):
+    model = small(name)
+    with torch.no_grad():
+        model.head.bias.add_(0.01)
+        silence = torch.zeros(1, 1, 6000)
+        assert model(silence)[..., -1].abs().item() > 1e-3
+        model.finalise()
+        assert model(silence)[..., 4096:].abs().max().item() < 1e-6

@@ -29,6 +29,8 @@ Every model maps (B, 1, T) â†’ (B, 1, T) causally: output t depends on inputs â‰
   (``apply_model``, ``deepfx apply``, training and evaluation).
 - ``initialise(clean, processed)`` (optional): a closed-form fit on 1-D float32 training
   signals (Hz-free, at the model's rate), called once before gradient training.
+- ``finalise()`` (optional): a closed-form touch-up of the best weights after gradient
+  training, before they are saved.
 """
 
 from __future__ import annotations

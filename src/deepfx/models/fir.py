@@ -30,11 +30,13 @@ def fft_convolve(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(spectrum, size)[..., :n]
 
 
-def wiener_taps(clean: np.ndarray, processed: np.ndarray, taps: int) -> np.ndarray:
+def wiener_taps(
+    clean: np.ndarray, processed: np.ndarray, taps: int, ridge: float = RIDGE
+) -> np.ndarray:
     """Least-squares FIR (``taps`` samples, float64) from ``clean`` to ``processed`` (1-D).
 
     Solves the Wiener-Hopf equations R h = p: R is the Toeplitz matrix of the input's
-    autocorrelation (lags 0 … taps-1, ridge :data:`RIDGE` added at lag 0), p the
+    autocorrelation (lags 0 … taps-1, ``ridge`` (default :data:`RIDGE`) added at lag 0), p the
     cross-correlation of output and input; both come from one FFT of the whole signal and
     the system is solved by Levinson recursion (O(taps²) operations: about 1 s for 26 k taps).
     """
@@ -50,7 +52,7 @@ def wiener_taps(clean: np.ndarray, processed: np.ndarray, taps: int) -> np.ndarr
     cross = np.fft.irfft(np.conj(spectrum) * np.fft.rfft(y, size), size)[:taps]
     if not autocorrelation[0] > 0:
         raise ValueError("clean is silent: a filter cannot be estimated from it")
-    autocorrelation[0] *= 1.0 + RIDGE
+    autocorrelation[0] *= 1.0 + ridge
     return solve_toeplitz(autocorrelation, cross)
 
 

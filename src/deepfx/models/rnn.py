@@ -12,11 +12,14 @@ from torch import nn
 from deepfx.models.base import HyperparameterError, Recurrent
 from deepfx.models.fir import wiener_taps
 
-__all__ = ["ONSET_LEVEL", "RNNState", "SkipRNN", "onset_lag"]
+__all__ = ["ONSET_LEVEL", "REST_SAMPLES", "RNNState", "SkipRNN", "onset_lag"]
 
 #: The recurrent layer's state, an LSTM's (h, c) or a GRU's h, each (1, B, hidden); and the
 #: last ``lag`` input samples (B, 1, lag).
 RNNState = tuple[tuple[torch.Tensor, torch.Tensor] | torch.Tensor, torch.Tensor]
+
+#: Samples of silence after which the recurrent layer counts as at rest (:meth:`SkipRNN.finalise`).
+REST_SAMPLES = 4096
 
 #: :func:`onset_lag`: the first tap of the effect's linear part at least this fraction of its
 #: largest one marks where the effect's response begins.
@@ -26,15 +29,20 @@ ONSET_LEVEL = 0.1
 def onset_lag(clean: np.ndarray, processed: np.ndarray, max_lag: int) -> int:
     """Samples (0 … ``max_lag``) before ``processed`` starts to respond to ``clean`` (1-D).
 
-    The onset of the least-squares FIR from clean to processed (its first tap of at least
-    :data:`ONSET_LEVEL` of the largest): a plug-in's unreported latency (oversampling filters,
-    look-ahead) shows as leading zero taps even when the effect is far from linear, since its
-    linear part still carries most of the signal.
+    The onset of the main peak of the least-squares FIR from clean to processed: from its
+    largest tap back to the first of the taps of at least :data:`ONSET_LEVEL` of it that lead
+    up to it. A plug-in's unreported latency (oversampling filters, look-ahead) shows as
+    leading near-zero taps even when the effect is far from linear, since its linear part
+    still carries most of the signal; walking back from the peak ignores stray early taps
+    that narrow-band audio leaves in the fit.
     """
     if max_lag < 1:
         return 0
     taps = np.abs(wiener_taps(clean, processed, max_lag + 64))
-    return min(int(np.argmax(taps >= ONSET_LEVEL * taps.max())), max_lag)
+    onset = int(np.argmax(taps))
+    while onset > 0 and taps[onset - 1] >= ONSET_LEVEL * taps.max():
+        onset -= 1
+    return min(onset, max_lag)
 
 
 class SkipRNN(Recurrent):
@@ -79,6 +87,14 @@ class SkipRNN(Recurrent):
     def initialise(self, clean: np.ndarray, processed: np.ndarray) -> None:
         """Measure the effect's ``lag`` (:func:`onset_lag`) on the 1-D training signals."""
         self.lag.fill_(onset_lag(clean, processed, self.max_lag))
+
+    @torch.no_grad()
+    def finalise(self) -> None:
+        """Make silence in silence out: subtract the output at rest (after REST_SAMPLES of
+        silence) from the head's bias. Training leaves a small offset there that loud
+        training audio hardly punishes but that dominates the error on quiet playing."""
+        silence = self.head.bias.new_zeros(1, 1, REST_SAMPLES)
+        self.head.bias -= self(silence)[0, 0, -1]
 
     def _run(self, x: torch.Tensor, state: RNNState | None) -> tuple[torch.Tensor, RNNState]:
         lag = int(self.lag)
