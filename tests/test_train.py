@@ -311,3 +311,41 @@ def test_the_saved_rnn_is_silent_at_rest_and_knows_the_effects_lag(tmp_path):
     with torch.no_grad():
         at_rest = model(torch.zeros(1, 1, 8192))[0, 0, 4096:]
     assert at_rest.abs().max().item() < 1e-6
+
+
+def test_a_time_variant_start_is_the_best_of_several_training_files(tmp_path):
+    """A free-running chorus (each file catches the LFO elsewhere): the closed-form start is
+    fitted on each of the first training files and the one that best predicts the valid
+    split is kept."""
+    from deepfx.models import build_model
+    from deepfx.signals import TrackSpec, track
+    from deepfx.train import _align, _best_start, _initialise, _validation_loss
+
+    lengths = {"train": [3.0, 3.0, 3.0], "valid": [3.0]}
+    for split, seconds_list in lengths.items():
+        for i, seconds in enumerate(seconds_list):
+            spec = TrackSpec(SR, 1, seconds, (3.0, 6.0), 2, (80.0, 1200.0), -3.0)
+            x = track(spec, 40 + i + 10 * (split == "valid"))
+            lead = int(SR * (0.3 + 0.55 * i + 0.2 * (split == "valid")))
+            chorus = pedalboard.Chorus(rate_hz=0.9, depth=0.3, centre_delay_ms=6.0, mix=0.5)
+            y = chorus(np.concatenate([np.zeros(lead, np.float32), x])[None], SR)[0, lead:]
+            for kind, signal in (("clean", x), ("processed", y)):
+                (tmp_path / kind / split).mkdir(parents=True, exist_ok=True)
+                write_audio(tmp_path / kind / split / f"track{i}.wav", signal, SR)
+    pairs = {split: paired_files(tmp_path / "clean", tmp_path / "processed", split, SR)
+             for split in lengths}
+    loss_fn = ESRLoss(0.0)
+
+    def valid_loss(model) -> float:
+        shifts = _align(model, {"valid": pairs["valid"]}, SR)
+        return _validation_loss(model, pairs["valid"], loss_fn, SR, shifts)
+
+    singles = []
+    for pair in pairs["train"]:
+        model = build_model("modulated_delay", {}, sample_rate=SR)
+        _initialise(model, [pair], SR)
+        singles.append(valid_loss(model))
+    model = build_model("modulated_delay", {}, sample_rate=SR)
+    _best_start(model, pairs["train"], pairs["valid"], loss_fn, SR)
+    assert max(singles) > 3 * min(singles), singles  # the files' fits differ (here 5e-3, 1e-3, 3e-2)
+    assert valid_loss(model) == pytest.approx(min(singles), rel=1e-6)

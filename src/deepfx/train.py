@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: Columns of history.csv: 1-based epoch, mean training loss, validation loss, the epoch's
 #: learning rate, seconds.
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "learning_rate", "seconds")
+#: Training files a time-variant model's closed-form start is tried on (see :func:`_best_start`).
+INITIALISE_CANDIDATES = 3
 #: Most seconds of training audio handed to a model's closed-form ``initialise``.
 INITIALISE_SECONDS = 60.0
 #: train keys that change neither the result nor the data seen, so a checkpoint stays usable.
@@ -132,6 +134,28 @@ def _initialise(model: nn.Module, pairs: list[Pair], sample_rate: int) -> None:
         if seconds >= INITIALISE_SECONDS:
             break
     model.initialise(np.concatenate(clean), np.concatenate(processed))
+
+
+def _best_start(
+    model: nn.Module, train_pairs: list[Pair], valid_pairs: list[Pair], loss_fn: nn.Module,
+    sample_rate: int,
+) -> None:
+    """The closed-form start (:func:`_initialise`); a time-variant model's is fitted on each
+    of the first INITIALISE_CANDIDATES training files in turn (a fit of an LFO can hinge on
+    where its file catches it) and the one that best predicts the valid split is kept."""
+    candidates = train_pairs[:INITIALISE_CANDIDATES] if is_time_variant(model) else []
+    if len(candidates) < 2 or not valid_pairs:
+        _initialise(model, train_pairs, sample_rate)
+        return
+    best: tuple[float, dict | None] = (math.inf, None)
+    for pair in candidates:
+        _initialise(model, [pair], sample_rate)
+        shifts = _align(model, {"valid": valid_pairs}, sample_rate)
+        loss = _validation_loss(model, valid_pairs, loss_fn, sample_rate, shifts)
+        log.info("closed-form start on %s: valid loss %.4g", pair.name, loss)
+        if loss < best[0] or best[1] is None:
+            best = (loss, copy.deepcopy(model.state_dict()))
+    model.load_state_dict(best[1])
 
 
 def _align(model: nn.Module, splits: Mapping[str, list[Pair]], sample_rate: int) -> dict[str, int]:
@@ -312,7 +336,7 @@ def train_model(
         history: list[dict] = []
         best = {"valid_loss": math.inf, "epoch": 0, "state_dict": None}
         if hasattr(model, "initialise"):
-            _initialise(model, train_pairs, sample_rate)
+            _best_start(model, train_pairs, valid_pairs, loss_fn, sample_rate)
             model.to(device)
         shifts = _align(model, {"train": train_pairs, "valid": valid_pairs}, sample_rate)
     else:
