@@ -38,9 +38,11 @@ OUT = ROOT / "bench" / "results" / "nam_side_by_side.csv"
 COLUMNS = ("effect", "trainer", "esr_takes", "closer_on_every_take", "budget_seconds")
 
 
-def capture(work: Path, effect: str, folder: Path, sample_rate: int) -> int:
+def capture(work: Path, effect: str, folder: Path, sample_rate: int) -> tuple[int, float]:
     """Write ``folder``/input.wav and output.wav (train split, then valid split, float32);
-    the number of training samples."""
+    the number of training samples, and the gain the output was scaled by: NAM refuses an
+    output that reaches full scale, so a hotter one is brought to a peak of 0.99 (as a NAM
+    user lowers the reamp level; ESR does not change when both sides scale alike)."""
     parts: dict[str, list[np.ndarray]] = {"clean": [], "processed": []}
     train_samples = 0
     for split in ("train", "valid"):
@@ -50,9 +52,11 @@ def capture(work: Path, effect: str, folder: Path, sample_rate: int) -> int:
             parts["processed"].append(read_audio(effect_path, sample_rate))
             train_samples += len(parts["clean"][-1]) if split == "train" else 0
     folder.mkdir(parents=True, exist_ok=True)
+    output = np.concatenate(parts["processed"])
+    gain = min(1.0, 0.99 / float(np.max(np.abs(output))))
     write_audio(folder / "input.wav", np.concatenate(parts["clean"]), sample_rate)
-    write_audio(folder / "output.wav", np.concatenate(parts["processed"]), sample_rate)
-    return train_samples
+    write_audio(folder / "output.wav", gain * output, sample_rate)
+    return train_samples, gain
 
 
 def train_nam(arch: str, folder: Path, train_samples: int, budget: float, takes: Path) -> Path:
@@ -72,15 +76,18 @@ def train_nam(arch: str, folder: Path, train_samples: int, budget: float, takes:
     return predictions
 
 
-def score(predictions: Path, clean: Path, processed: Path, sample_rate: int) -> tuple[float, bool]:
+def score(
+    predictions: Path, clean: Path, processed: Path, sample_rate: int, gain: float
+) -> tuple[float, bool]:
     """ESR pooled over the takes (Σ error² / Σ target²), and whether every take is closer to
-    the effect's output than the clean take is."""
+    the effect's output than the clean take is; predictions are divided by the capture's
+    ``gain``."""
     error = energy = 0.0
     closer = True
     for take in sorted(clean.glob("*.wav")):
         x = read_audio(take, sample_rate).astype(np.float64)
         y = read_audio(processed / take.name, sample_rate).astype(np.float64)
-        p = read_audio(predictions / take.name, sample_rate).astype(np.float64)
+        p = read_audio(predictions / take.name, sample_rate).astype(np.float64) / gain
         error += float(np.sum((p - y) ** 2))
         energy += float(np.sum(y**2))
         closer &= bool(np.sum((p - y) ** 2) < np.sum((x - y) ** 2))
@@ -104,6 +111,8 @@ def main() -> None:
     parser.add_argument("--foreign", type=Path, default=ROOT / "bench" / "results" / "foreign.csv",
                         help="foreign.py's results: deepfx's scores")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--archs", nargs="*", default=list(ARCHS), choices=ARCHS,
+                        help="NAM's architectures to train")
     parser.add_argument("--smoke", action="store_true", help="harness check on the smoke run")
     args = parser.parse_args()
     if not NAM_PYTHON.is_file():
@@ -115,16 +124,16 @@ def main() -> None:
     jobs = []
     for effect in effects:
         folder = args.work / "nam" / effect
-        n = capture(args.work, effect, folder, rate)
-        jobs += [(effect, arch, folder, n) for arch in ARCHS]
+        n, gain = capture(args.work, effect, folder, rate)
+        jobs += [(effect, arch, folder, n, gain) for arch in args.archs]
     with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda j: train_nam(j[1], j[2], j[3], args.budget,
                                                  takes / "clean" / "test"), jobs))
     deepfx = deepfx_scores(args.foreign)
     rows = []
-    for (effect, arch, _, _), predictions in zip(jobs, done):
+    for (effect, arch, _, _, gain), predictions in zip(jobs, done):
         esr, closer = score(predictions, takes / "clean" / "test",
-                            takes / "processed" / effect / "test", rate)
+                            takes / "processed" / effect / "test", rate, gain)
         rows.append({"effect": effect, "trainer": f"nam_{arch}", "esr_takes": esr,
                      "closer_on_every_take": closer, "budget_seconds": args.budget})
     for effect in effects:
@@ -140,14 +149,18 @@ def main() -> None:
 
 def table(rows: list[dict], effects: list[str]) -> str:
     """The README table: per effect, deepfx's and NAM's ESR on the takes, and who is lowest."""
-    by = {(r["effect"], r["trainer"]): r for r in rows}
-    lines = ["| effect | deepfx | NAM WaveNet | NAM LSTM | deepfx lowest |", "|---|---|---|---|---|"]
+    by = {(r["effect"], r["trainer"]): r["esr_takes"] for r in rows}
+    trainers = [t for t in ("nam_wavenet", "nam_lstm") if any(k[1] == t for k in by)]
+    names = {"nam_wavenet": "NAM WaveNet", "nam_lstm": "NAM LSTM"}
+    lines = ["| effect | deepfx | " + " | ".join(names[t] for t in trainers) + " | deepfx lowest |",
+             "|---|---|" + "---|" * len(trainers) + "---|"]
     wins = 0
     for effect in effects:
-        ours, wavenet, lstm = (by[effect, t]["esr_takes"] for t in ("deepfx", "nam_wavenet", "nam_lstm"))
-        win = ours <= min(wavenet, lstm)
+        ours, theirs = by[effect, "deepfx"], [by[effect, t] for t in trainers]
+        win = ours <= min(theirs)
         wins += win
-        lines.append(f"| {effect} | {ours:.3g} | {wavenet:.3g} | {lstm:.3g} | {'✓' if win else '✗'} |")
+        lines.append(f"| {effect} | {ours:.3g} | " + " | ".join(f"{v:.3g}" for v in theirs)
+                     + f" | {'✓' if win else '✗'} |")
     return "\n".join(lines) + f"\n\ndeepfx lowest on {wins} of {len(effects)} effects"
 
 
