@@ -243,21 +243,16 @@ class ModulatedDelay(nn.Module):
         self.raw_centre.fill_(centre / DELAY_SCALE)
         self.raw_depth.fill_(depth / DELAY_SCALE)
         self.lfo.set(rate, phase, origin)
-        self._fit_lines(x, y)
-
-    def _fit_lines(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Fit feedback, echoes, voices and gains for the LFO as it is; the squared error left
-        on the first FEEDBACK_SECONDS."""
-        self.echoes.fill_(1)
-        feedback, _, _ = self._fit_feedback(x, y)
+        feedback = self._fit_feedback(x, y)
         self.feedback.fill_(feedback)
+        self.echoes.fill_(1)  # a start fitted before (see deepfx.train) may have left more
         if abs(feedback) >= ECHO_FLOOR:
             needed = math.ceil(math.log(ECHO_FLOOR) / math.log(abs(feedback)))
             self.echoes.fill_(min(max(needed, 1), self.max_echoes))
-        return self._add_voices(x, y)
+        self._add_voices(x, y)
 
-    def _fit_feedback(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-        """(feedback, dry, wet) of the least-squares fit y ≈ dry·x + wet·Σ_k feedback^(k−1)·e_k
+    def _fit_feedback(self, x: np.ndarray, y: np.ndarray) -> float:
+        """The feedback of the least-squares fit y ≈ dry·x + wet·Σ_k feedback^(k−1)·e_k
         on the first FEEDBACK_SECONDS (e_k: x after k trips round the delay line, up to
         ``max_echoes``): feedback on FEEDBACK_GRID, then on a grid 20 times finer around the
         best; dry and wet solved for each."""
@@ -270,15 +265,12 @@ class ModulatedDelay(nn.Module):
         step = FEEDBACK_GRID[1] - FEEDBACK_GRID[0]
         best = min(FEEDBACK_GRID, key=lambda f: fit(f)[0])
         fine = np.clip(best + np.linspace(-step, step, 41), FEEDBACK_GRID[0], FEEDBACK_GRID[-1])
-        best = float(min(fine, key=lambda f: fit(f)[0]))
-        _, (dry, wet) = fit(best)
-        return best, float(dry), float(wet)
+        return float(min(fine, key=lambda f: fit(f)[0]))
 
-    def _add_voices(self, x: np.ndarray, y: np.ndarray) -> float:
+    def _add_voices(self, x: np.ndarray, y: np.ndarray) -> None:
         """Add voices one by one, each at the phase offset (of VOICE_OFFSETS) that explains
         most of the output beside the voices before it, while one explains at least
-        VOICE_FLOOR of the output's energy; then solve dry and every voice's gain. The
-        squared error left on the first FEEDBACK_SECONDS."""
+        VOICE_FLOOR of the output's energy; then solve dry and every voice's gain."""
         signal, start, n = self._fit_signal(x)
 
         def line(offset: float | None) -> np.ndarray:
@@ -304,7 +296,6 @@ class ModulatedDelay(nn.Module):
         for j, offset in enumerate(offsets):
             self.voice_offsets[j] = offset
             self.voice_gains[j] = float(gains[2 + j])
-        return error
 
     def _fit_signal(self, x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The first FEEDBACK_SECONDS of ``x`` as a (1, 1, n) tensor, its start, and n."""
