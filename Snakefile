@@ -27,5 +27,10 @@ rule all:
         "reports/metrics.csv",
 
 
+# Hand-over: dvc.lock records what this run produced (workflow/rules/common.smk).
 onsuccess:
-    commit_to_dvc(finished_stages(workflow.dag.jobs))
+    hand_over_to_dvc(workflow.dag)
+
+
+onerror:
+    hand_over_to_dvc(workflow.dag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,8 @@ def test_load_model_returns_an_eval_model_and_metadata(evaluated):
     ("content", "message"),
     [
         (None, "no such model file"),
-        (b"garbage", "cannot be loaded as a deepfx model"),
+        (b"garbage", "not a deepfx model file (not a PyTorch archive"),
+        (pickle.dumps({"arch": "tcn"}, protocol=4), "not a deepfx model file (not a PyTorch archive"),
         ({"arch": "tcn"}, "not a deepfx model file (it lacks config, state_dict"),
         (Path("some/object"), "cannot be loaded as a deepfx model (it holds Python objects that no"),
     ],

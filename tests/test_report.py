@@ -160,6 +160,30 @@ def test_best_model_of_each_effect_is_starred(reports):
     assert starred == [("distortion", "tcn"), ("low_pass", "cnn")]
 
 
+def test_an_effect_judged_by_log_mel_stars_its_best_by_log_mel(tmp_path):
+    """Pitch shift: the clean-like baseline has the lower ESR, the shifter the lower log-mel."""
+    root = tmp_path / "reports"
+    pitch = [
+        {**METRICS[1], "effect": "pitch_shift", "arch": "cnn", "esr": 0.9, "log_mel": 6.0},
+        {**METRICS[2], "effect": "pitch_shift", "arch": "pitch_shifter", "esr": 1.4, "log_mel": 1.5},
+    ]
+    files = [write_run(root / "effects", m) for m in [*METRICS, *pitch]]
+    build_report(files, root, {"pitch_shift": "log_mel"})
+    page = Page((root / "index.html").read_text(encoding="utf-8"))
+    starred = {r["cells"][0]["text"]: arch_text(r["cells"][1]) for r in page.rows if "★" in r["cells"][1]["text"]}
+    assert starred == {"distortion": "tcn", "low_pass": "cnn", "pitch_shift": "pitch_shifter"}
+    assert 'title="lowest log-mel distance for this effect"' in (root / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_metric_the_files_lack_is_named(reports):
+    root, files = reports
+    with pytest.raises(DeepfxError, match=f"{files[0]}: low_pass is judged by 'log_mel', which this file lacks"):
+        build_report(files, root, {"low_pass": "log_mel"})
+    with pytest.raises(DeepfxError, match="judged by 'loudness', not one of"):
+        build_report(files, root, {"low_pass": "loudness"})
+    assert not (root / "index.html").exists()
+
+
 def hue(css: str) -> float:
     """The hue of an ``hsl(h, s%, l%)`` colour."""
     return float(css.removeprefix("hsl(").split(",")[0])

@@ -14,6 +14,10 @@ Streams take and return (channels, samples) float32 blocks of any length, zero i
   own last ``(kernel_size - 1) * dilation`` input samples, so a block costs only its own samples
   (the context form recomputes the whole receptive field for every block), in four tensor
   operations per layer.
+- :class:`FIRStream` is the fast form for a long :class:`~deepfx.models.fir.FIR` (delays,
+  reverbs, cabinets): uniformly partitioned convolution, whose cost per sample grows with the
+  number of block-sized pieces of the taps, not with the taps; :class:`ChainStream` runs
+  :class:`~deepfx.models.tcn_fir.TCNWithFIR` as a TCNStream into a FIRStream.
 - :class:`StateStream` is the form for models with ``stream()`` (recurrent or time-variant):
   their own state carries each channel's history (the context form would not be exact).
 """
@@ -37,11 +41,15 @@ from deepfx.audio import AUDIO_SUFFIXES
 from deepfx.errors import DeepfxError
 from deepfx.evaluate import load_model
 from deepfx.models.base import latency_of
+from deepfx.models.fir import FIR
 from deepfx.models.tcn import TCN
+from deepfx.models.tcn_fir import TCNWithFIR
 
 __all__ = [
     "DEFAULT_BLOCK_SAMPLES",
+    "ChainStream",
     "ContextStream",
+    "FIRStream",
     "StateStream",
     "Stream",
     "TCNStream",
@@ -230,6 +238,71 @@ class TCNStream:
         return views
 
 
+class FIRStream:
+    """Causal convolution with ``taps`` (N,) by uniformly partitioned overlap-save.
+
+    The taps are cut into P pieces of the block length B. Each block's 2B-sample window (the
+    block before it, then itself) is transformed once and kept in a frequency-domain delay line
+    of the last P windows; the output block is the inverse transform of the sum of each
+    piece's spectrum times the window that many blocks old, second half. A block costs two
+    FFTs of 2B samples and P·(B + 1) complex products per channel instead of N·B products. A
+    block of another length re-cuts the taps and rebuilds the delay line from the kept input
+    history (the last N samples).
+    """
+
+    def __init__(self, taps: torch.Tensor, channels: int) -> None:
+        self._taps = taps.detach().float().flatten()
+        self._history = torch.zeros(channels, self._taps.numel())  # newest sample last
+        self._b = 0
+
+    def _partition(self, b: int) -> None:
+        """Spectra of the taps in pieces of ``b`` and the delay line of the history's windows."""
+        n = self._taps.numel()
+        p = -(-n // b)
+        pieces = torch.nn.functional.pad(self._taps, (0, p * b - n)).view(p, b)
+        spectra = torch.fft.rfft(pieces, n=2 * b)  # (P, B + 1)
+        # oldest window first, so that the delay line's ring lines up with a slice of this
+        self._spectra = torch.cat((spectra.flip(0), spectra.flip(0)))
+        past = torch.nn.functional.pad(self._history, (p * b - n, 0))  # (C, P·B)
+        self._ring = torch.zeros(p, past.shape[0], b + 1, dtype=spectra.dtype)
+        if p > 1:  # the windows of the blocks before, oldest first; the last slot is the next's
+            self._ring[:-1] = torch.fft.rfft(past.unfold(1, 2 * b, b), dim=-1).transpose(0, 1)
+        self._pos = p - 1  # the slot the coming window goes to
+        self._last = past[:, p * b - b:].clone()
+        self._b, self._p = b, p
+
+    @torch.inference_mode()
+    def process(self, block: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.asarray(block, np.float32))
+        b = x.shape[1]
+        if b == 0:
+            return np.zeros_like(block, dtype=np.float32)
+        if b != self._b:
+            self._partition(b)
+        self._ring[self._pos] = torch.fft.rfft(torch.cat((self._last, x), dim=1), dim=-1)
+        # slot s holds the window (pos - s) mod P blocks old: piece P - 1 - ((pos - s) mod P) of
+        # the flipped spectra, i.e. the contiguous slice starting at P - 1 - pos
+        start = self._p - 1 - self._pos
+        spectrum = (self._ring * self._spectra[start : start + self._p, None, :]).sum(0)
+        y = torch.fft.irfft(spectrum, n=2 * b, dim=-1)[:, b:]
+        self._pos = (self._pos + 1) % self._p
+        self._last = x.clone()
+        self._history = torch.cat((self._history[:, b:], x), dim=1)[:, -self._taps.numel():]
+        return y.numpy()
+
+
+class ChainStream:
+    """Streams in series: each one's output blocks are the next one's input."""
+
+    def __init__(self, *streams: Stream) -> None:
+        self._streams = streams
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        for stream in self._streams:
+            block = stream.process(block)
+        return block
+
+
 class StateStream:
     """A model with ``stream()`` (recurrent, time-variant): its own state carries over blocks.
 
@@ -260,7 +333,13 @@ def open_stream(model: nn.Module, channels: int) -> Stream:
     """
     if hasattr(model, "stream"):
         return StateStream(model, channels)
-    return TCNStream(model, channels) if isinstance(model, TCN) else ContextStream(model, channels)
+    if isinstance(model, TCN):
+        return TCNStream(model, channels)
+    if isinstance(model, FIR):
+        return FIRStream(model.taps(), channels)
+    if isinstance(model, TCNWithFIR):
+        return ChainStream(TCNStream(model.tcn, channels), FIRStream(model.fir.taps(), channels))
+    return ContextStream(model, channels)
 
 
 class _Pipeline:

@@ -104,11 +104,20 @@ def cmd_plots(params: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def cmd_report(params: dict[str, Any], args: argparse.Namespace) -> None:
+    from deepfx.models import judging_metric
     from deepfx.report import build_report
 
     metrics = [args.reports / "effects" / e / a / "metrics.json" for e, a in trained_models(params)]
-    build_report(metrics, args.reports)
+    judged_by = {e: judging_metric(spec["model"]["arch"]) for e, spec in params["effects"].items()}
+    build_report(metrics, args.reports, judged_by)
     log.info("wrote %s", args.reports / "index.html")
+
+
+def cmd_code(params: dict[str, Any], args: argparse.Namespace) -> None:
+    from deepfx.stage_code import write_digests
+
+    files = write_digests(Path.cwd(), args.out)
+    log.info("wrote %d stage code digests to %s", len(files), args.out)
 
 
 def cmd_abx(params: dict[str, Any], args: argparse.Namespace) -> None:
@@ -190,6 +199,11 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--history", type=Path, help="loss history (default: models/EFFECT/ARCH/history.csv)")
     p = stage("report", cmd_report, "write reports/index.html and reports/metrics.csv")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder")
+    p = sub.add_parser("code", help="write each stage's code digest (dvc.yaml's code stage)",
+                       description="Write OUT/<stage>[-<arch>]: a SHA-256 of the source files each "
+                       "stage runs (deepfx.stage_code); unchanged digests are left untouched.")
+    p.set_defaults(func=cmd_code)
+    p.add_argument("--out", type=Path, default=Path(".code"), help="digest folder (default: .code)")
     p = stage("abx", cmd_abx, "blind ABX listening test of the models in the browser")
     p.add_argument("action", choices=["serve", "summary"],
                    help="serve: start the test page on 127.0.0.1; summary: print the results")
@@ -234,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate" and args.out is None:
         args.out = args.clean
     try:
-        params = {} if args.command in ("apply", "export") else load_params(args.params)
+        params = {} if args.command in ("apply", "export", "code") else load_params(args.params)
         args.func(params, args)
     except DeepfxError as exc:
         log.error("error: %s", exc)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pickle
 import time
+import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -39,8 +41,12 @@ def load_model(path: Path) -> tuple[nn.Module, dict]:
     path = Path(path)
     if not path.is_file():
         raise DeepfxError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch's own error is a number
+        raise DeepfxError(f"{path}: not a deepfx model file (not a PyTorch archive written by `deepfx train`)")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on pickle protocols is no help here
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch's weights-only loader refusing other objects
         raise DeepfxError(
             f"{path}: cannot be loaded as a deepfx model (it holds Python objects that no "

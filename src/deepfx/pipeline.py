@@ -1,5 +1,5 @@
 """What the two engines share about the DAG: the params each stage depends on, stage names,
-and handing Snakemake's finished jobs to DVC."""
+and handing Snakemake's finished jobs to DVC (the code each stage runs: :mod:`deepfx.stage_code`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = [
     "STAGE_PARAMS",
     "commit_to_dvc",
     "dvc_stage_name",
+    "hands_over_to_dvc",
     "model_settings",
     "models_of",
     "param_values",
@@ -85,14 +86,15 @@ def dvc_stage_name(rule: str, wildcards: Mapping[str, str]) -> str:
     return rule + ("@" + "-".join(keys) if keys else "")
 
 
-def commit_to_dvc(stages: Iterable[str], root: str | os.PathLike = ".") -> None:
-    """Record Snakemake's finished jobs in dvc.lock (``dvc commit``), so DVC finds nothing to do.
+def hands_over_to_dvc(root: str | os.PathLike = ".") -> bool:
+    """Whether a Snakemake run records its jobs in dvc.lock: in a DVC repository, unless DVC
+    itself runs the job (``DEEPFX_UNDER_DVC`` is set; DVC records it)."""
+    return not os.environ.get("DEEPFX_UNDER_DVC") and (Path(root) / ".dvc").is_dir()
 
-    Skipped when DVC itself runs the job (``DEEPFX_UNDER_DVC`` is set; DVC records it) and
-    outside a DVC repository.
-    """
+
+def commit_to_dvc(stages: Iterable[str], root: str | os.PathLike = ".") -> None:
+    """Record ``stages`` (dvc.yaml names of jobs a Snakemake run produced) in dvc.lock with
+    ``dvc commit``, so that DVC finds nothing to do for them."""
     stages = sorted(set(stages))
-    if os.environ.get("DEEPFX_UNDER_DVC") or not (Path(root) / ".dvc").is_dir() or not stages:
-        return
-    log.info("recording %d finished jobs in dvc.lock (dvc commit)", len(stages))
+    log.info("recording %d stage(s) this run produced in dvc.lock (dvc commit)", len(stages))
     subprocess.run(["dvc", "commit", "--force", "--quiet", *stages], cwd=root, check=True)

@@ -10,7 +10,7 @@ import html
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -73,9 +73,23 @@ def load_metrics(path: str | os.PathLike) -> dict:
     return data
 
 
-def _table(metrics_files: Sequence[Path]) -> pd.DataFrame:
-    """All metrics as one frame: ``COLUMNS`` plus ``folder`` (of the metrics.json, where its
-    figures are), sorted by effect then ESR (best first)."""
+#: What an effect can be judged by (``deepfx.models.judging_metric``), as the star's tooltip says it.
+METRIC_NAMES = {"esr": "ESR", "log_mel": "log-mel distance"}
+
+
+def _score(path: Path, data: dict, metric: str) -> float:
+    """``data[metric]``: the number the effect is judged by (lower is better)."""
+    if metric not in METRIC_NAMES:
+        raise DeepfxError(f"report: {data['effect']} is judged by {metric!r}, not one of {list(METRIC_NAMES)}")
+    if not isinstance(data.get(metric), (int, float)):
+        raise DeepfxError(f"{path}: {data['effect']} is judged by {metric!r}, which this file lacks")
+    return float(data[metric])
+
+
+def _table(metrics_files: Sequence[Path], judged_by: Mapping[str, str]) -> pd.DataFrame:
+    """All metrics as one frame: ``COLUMNS``, ``score`` (the effect's metric from ``judged_by``,
+    default ESR) and ``folder`` (of the metrics.json, where its figures are), sorted by effect
+    then score (best first)."""
     if not metrics_files:
         raise DeepfxError("report: no metrics.json files given")
     rows, seen = [], {}
@@ -85,9 +99,11 @@ def _table(metrics_files: Sequence[Path]) -> pd.DataFrame:
         if key in seen:
             raise DeepfxError(f"{path}: {key[0]} × {key[1]} is also reported by {seen[key]}")
         seen[key] = path
-        rows.append({**{column: data[column] for column in COLUMNS}, "folder": path.parent})
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "folder"])
-    return table.sort_values(["effect", "esr", "arch"], kind="stable").reset_index(drop=True)
+        metric = judged_by.get(data["effect"], "esr")
+        rows.append({**{column: data[column] for column in COLUMNS}, "metric": metric,
+                     "score": _score(path, data, metric), "folder": path.parent})
+    table = pd.DataFrame(rows, columns=[*COLUMNS, "metric", "score", "folder"])
+    return table.sort_values(["effect", "score", "arch"], kind="stable").reset_index(drop=True)
 
 
 def heat_colour(score: float, baseline: float) -> str:
@@ -133,9 +149,10 @@ def _anchor(effect: str) -> str:
 
 
 def _overview_row(row: dict, best: bool) -> str:
-    """One ``<tr>`` of the overview table; ``best`` marks the lowest ESR of its effect."""
+    """One ``<tr>`` of the overview table; ``best`` marks the best of its effect by its metric."""
     cls = "closer" if row["closer_than_clean"] else "not-closer"
-    star = ' <span class="best" title="lowest ESR for this effect">&#9733;</span>' if best else ""
+    title = f"lowest {METRIC_NAMES[row['metric']]} for this effect"
+    star = f' <span class="best" title="{title}">&#9733;</span>' if best else ""
     speed = 1.0 / row["inference_rtf"] if row["inference_rtf"] > 0 else math.inf
     return (
         f'<tr class="{cls}"><td data-sort="{html.escape(row["effect"])}">'
@@ -233,7 +250,7 @@ def _html(table: pd.DataFrame, reports_dir: Path) -> str:
     template = Template(source.read_text(encoding="utf-8"))
     records = table.to_dict(orient="records")  # native Python values, in table order
     effects = list(dict.fromkeys(row["effect"] for row in records))
-    best = {row["effect"]: i for i, row in reversed(list(enumerate(records)))}  # first = lowest ESR
+    best = {row["effect"]: i for i, row in reversed(list(enumerate(records)))}  # first = best score
     n_closer = sum(row["closer_than_clean"] for row in records)
     summary = (f"{n_closer} of {len(records)} models (effect × arch) are closer to the effect's "
                f"output than the clean input is.")
@@ -254,8 +271,12 @@ def _html(table: pd.DataFrame, reports_dir: Path) -> str:
     )
 
 
-def build_report(metrics_files: Sequence[Path], reports_dir: Path) -> None:
+def build_report(metrics_files: Sequence[Path], reports_dir: Path,
+                 judged_by: Mapping[str, str] | None = None) -> None:
     """Write ``reports_dir``/metrics.csv and ``reports_dir``/index.html from ``metrics_files``.
+
+    ``judged_by`` names each effect's metric (``esr``, the default, or ``log_mel``): it orders
+    the effect's models and ★ marks the best by it.
 
     Each effect × arch's figures (``deepfx.plots.FIGURES``) and excerpt wavs
     (``deepfx.plots.EXCERPTS``) are those beside its metrics.json, linked by paths relative to
@@ -263,7 +284,7 @@ def build_report(metrics_files: Sequence[Path], reports_dir: Path) -> None:
     before anything is written.
     """
     reports_dir = Path(reports_dir)
-    table = _table([Path(p) for p in metrics_files])
+    table = _table([Path(p) for p in metrics_files], judged_by or {})
     page = _html(table, reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     with (  # both files replace their targets only once both are fully written

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import logging
 import math
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from deepfx.atomic import atomic_file
 from deepfx.audio import read_audio
@@ -272,6 +276,83 @@ def _write_history(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
+def _epoch(
+    model: nn.Module,
+    optimiser: _Optimiser,
+    loss_fn: nn.Module,
+    batches,
+    device: torch.device,
+    train: Mapping,
+    deadline: float,
+    progress: _Progress,
+) -> list[float]:
+    """One epoch's optimiser steps (until ``deadline``, perf_counter seconds); their losses."""
+    model.train()
+    losses: list[float] = []
+    for batch in batches:
+        batch = tuple(t.to(device) for t in batch)
+        losses += _train_step(model, optimiser, loss_fn, batch, train["tbptt_samples"])
+        progress.batch(losses[-1])
+        if time.perf_counter() >= deadline:
+            break
+    return losses
+
+
+def _checkpoint(path: Path, job_fingerprint: str, model: nn.Module, optimiser: _Optimiser,
+                schedule, history: list[dict], best: dict, shifts: dict[str, int]) -> None:
+    """Save everything :func:`_resume` needs to continue after the last epoch of ``history``."""
+    save_torch(path, {
+        "fingerprint": job_fingerprint,
+        "epoch": history[-1]["epoch"],
+        "model": model.state_dict(),
+        "optimizer": optimiser.adam.state_dict(),
+        "schedule": None if schedule is None else schedule.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "best": best,
+        "shifts": shifts,
+    })
+
+
+class _Progress:
+    """A bar of batches with the last batch's loss, the last epoch's losses and the seconds
+    left, on a terminal only (job logs get the per-epoch log lines)."""
+
+    def __init__(self, effect: str, arch: str, train: Mapping, done_epochs: int) -> None:
+        steps = train["steps_per_epoch"]
+        self.bar = tqdm(total=train["epochs"] * steps, initial=done_epochs * steps, unit="batch",
+                        desc=f"{effect}/{arch}", leave=False, dynamic_ncols=True,
+                        disable=not sys.stderr.isatty())
+        self.shown: dict[str, str] = {}
+        self._logs = contextlib.nullcontext() if self.bar.disable else logging_redirect_tqdm([logging.getLogger()])
+
+    def __enter__(self) -> "_Progress":
+        self._logs.__enter__()  # log lines print above the bar
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+        self._logs.__exit__(*exc)
+
+    def batch(self, loss: float) -> None:
+        self.bar.update(1)
+        self._show(batch=f"{loss:.4g}")
+
+    def epoch(self, train_loss: float, valid: float, deadline: float) -> None:
+        """Losses and seconds left: the epochs' pace or the time budget, whichever ends first."""
+        if self.bar.disable:
+            return
+        done = self.bar.n - self.bar.initial
+        pace = self.bar.format_dict["elapsed"] / done if done else 0.0
+        left = max(min(pace * (self.bar.total - self.bar.n), deadline - time.perf_counter()), 0.0)
+        self._show(train=f"{train_loss:.4g}", valid=f"{valid:.4g}", left=f"{left:.0f}s")
+
+    def _show(self, **fields: str) -> None:
+        if not self.bar.disable:
+            self.shown.update(fields)
+            self.bar.set_postfix(self.shown, refresh=False)
+
+
 def train_model(
     effect: str,
     arch: str,
@@ -289,6 +370,7 @@ def train_model(
     valid split; the learning rate follows ``train.lr_schedule``; training stops after
     ``train.epochs``, after ``train.patience`` epochs without a better validation loss, or
     when ``train.max_seconds`` are spent (mid-epoch; the budget makes results depend on speed).
+    On a terminal a progress bar shows the batches, losses and time left.
 
     Writes ``out_dir/model.pt`` (the best-validation weights with their metadata) and
     ``out_dir/history.csv``; keeps ``out_dir/checkpoint.pt`` after every epoch and continues
@@ -345,7 +427,7 @@ def train_model(
     sampler = ExcerptSampler(train_pairs, context, train["excerpt_samples"], train["seed"],
                              [shifts.get(f"train/{pair.name}", 0) for pair in train_pairs])
 
-    with start_run(params, effect, arch) as run_log:
+    with start_run(params, effect, arch) as run_log, _Progress(effect, arch, train, len(history)) as progress:
         for row in history:
             run_log.log_epoch(row["epoch"], row["train_loss"], row["valid_loss"])
         if history:
@@ -357,28 +439,21 @@ def train_model(
             if stop or time.perf_counter() >= deadline:
                 break
             started = time.perf_counter()
-            model.train()
-            losses = []
-            for batch in sampler.batches(epoch, train["steps_per_epoch"], train["batch_size"]):
-                batch = tuple(t.to(device) for t in batch)
-                losses += _train_step(model, optimiser, loss_fn, batch, train["tbptt_samples"])
-                if time.perf_counter() >= deadline:
-                    break
-            train_loss = float(np.mean(losses))
+            batches = sampler.batches(epoch, train["steps_per_epoch"], train["batch_size"])
+            train_loss = float(np.mean(_epoch(model, optimiser, loss_fn, batches, device, train, deadline, progress)))
             valid = _validation_loss(model, valid_pairs, loss_fn, sample_rate, shifts)
             if not (math.isfinite(train_loss) and math.isfinite(valid)):
                 raise DeepfxError(
                     f"{where}: training diverged in epoch {epoch} (train loss {train_loss}, "
                     f"valid loss {valid}); try a smaller train.learning_rate"
                 )
-            row = {
+            history.append({
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "valid_loss": valid,
                 "learning_rate": optimiser.adam.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
-            }
-            history.append(row)
+            })
             if valid < best["valid_loss"]:
                 weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 best = {"valid_loss": valid, "epoch": epoch, "state_dict": weights}
@@ -386,52 +461,45 @@ def train_model(
                 schedule.step(valid)
             elif schedule is not None:
                 schedule.step()
-            save_torch(
-                checkpoint_path,
-                {
-                    "fingerprint": job_fingerprint,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimiser.adam.state_dict(),
-                    "schedule": None if schedule is None else schedule.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                    "best": best,
-                    "shifts": shifts,
-                },
-            )
-            run_log.log_epoch(epoch, row["train_loss"], valid)
-            log.info(
-                "%s/%s epoch %d/%d: train %.4g, valid %.4g (%.1f s)",
-                effect, arch, epoch, train["epochs"], row["train_loss"], valid, row["seconds"],
-            )
+            _checkpoint(checkpoint_path, job_fingerprint, model, optimiser, schedule, history, best, shifts)
+            run_log.log_epoch(epoch, train_loss, valid)
+            log.info("%s/%s epoch %d/%d: train %.4g, valid %.4g (%.1f s)",
+                     effect, arch, epoch, train["epochs"], train_loss, valid, history[-1]["seconds"])
+            progress.epoch(train_loss, valid, deadline)
             stop = _early_stop(history, best, train["patience"])
         if best["state_dict"] is None:
             raise DeepfxError(f"train.max_seconds: {budget} s ran out before the first epoch")
-        if hasattr(model, "finalise"):  # a closed-form touch-up of the best weights
-            model.load_state_dict(best["state_dict"])
-            model.finalise()
-            best["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-        summary = {
-            "effect": effect,
-            "arch": arch,
-            "config": hyper,
-            "sample_rate": sample_rate,
-            "receptive_field": model.receptive_field,
-            "n_params": sum(p.numel() for p in model.parameters()),
-            "epochs": len(history),
-            "best_epoch": best["epoch"],
-            "best_valid_loss": best["valid_loss"],
-            "train_seconds": sum(row["seconds"] for row in history),
-        }
-        _write_history(out_dir / "history.csv", history)
-        save_torch(out_dir / "model.pt", {**summary, "state_dict": best["state_dict"]})
+        summary = _finish(model, best, history, out_dir, arch, effect, hyper, sample_rate)
         run_log.log_metrics(
             {k: v for k, v in summary.items() if isinstance(v, (int, float)) and k != "sample_rate"}
         )
         run_log.log_artifact(out_dir / "model.pt")
     return {**summary, "run_id": run_log.run_id}
+
+
+def _finish(model: nn.Module, best: dict, history: list[dict], out_dir: Path, arch: str,
+            effect: str, hyper: dict, sample_rate: int) -> dict:
+    """Write model.pt (the best weights, after the model's ``finalise``) and history.csv;
+    return the summary stored beside the weights."""
+    if hasattr(model, "finalise"):  # a closed-form touch-up of the best weights
+        model.load_state_dict(best["state_dict"])
+        model.finalise()
+        best["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    summary = {
+        "effect": effect,
+        "arch": arch,
+        "config": hyper,
+        "sample_rate": sample_rate,
+        "receptive_field": model.receptive_field,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "best_valid_loss": best["valid_loss"],
+        "train_seconds": sum(row["seconds"] for row in history),
+    }
+    _write_history(out_dir / "history.csv", history)
+    save_torch(out_dir / "model.pt", {**summary, "state_dict": best["state_dict"]})
+    return summary
 
 
 def _early_stop(history: list[dict], best: dict, patience: int) -> bool:

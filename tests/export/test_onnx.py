@@ -102,7 +102,7 @@ def test_export_errors_name_the_problem_and_leave_nothing(tmp_path, fmt, capsys)
     (tmp_path / "corrupt.pt").write_text("garbage")
     cases = [
         (tmp_path / "nope.pt", None, "nope.pt: no such model file"),
-        (tmp_path / "corrupt.pt", None, "corrupt.pt: cannot be loaded as a deepfx model"),
+        (tmp_path / "corrupt.pt", None, "corrupt.pt: not a deepfx model file"),
         (tmp_path / "model.pt", tmp_path / "no" / "x", f"the folder {tmp_path / 'no'} does not exist"),
     ]
     for model, out, message in cases:

@@ -267,3 +267,10 @@ def test_where_names_the_effect_and_a_missing_rate_is_an_error():
         message = f"models.{arch}: {arch} needs the sample rate (Hz)"
         with pytest.raises(DeepfxError, match=re.escape(message)):
             build_model(arch, {})
+
+
+def test_effects_are_judged_by_their_models_metric() -> None:
+    from deepfx.models import ARCHS, judging_metric
+
+    assert judging_metric("pitch_shifter") == "log_mel"
+    assert {arch for arch in ARCHS if judging_metric(arch) == "esr"} == set(ARCHS) - {"pitch_shifter"}

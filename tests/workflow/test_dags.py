@@ -1,4 +1,7 @@
-"""The Snakefile and dvc.yaml describe one DAG: the same jobs, outputs, edges and params."""
+"""The Snakefile and dvc.yaml describe one DAG: the same jobs, outputs, edges, params and code.
+
+dvc.yaml has one stage more, ``code``: the digests of each stage's source files that its stages
+depend on where Snakemake's jobs list the files themselves (deepfx.stage_code)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import yaml
 from dvc.repo import Repo
 
 from deepfx.pipeline import OWN_MODEL_RULES, STAGE_PARAMS, param_values, trained_models
+from deepfx.stage_code import CODE_DIR, code_files, code_key
 
 from conftest import ROOT, Project, snakemake_jobs
 
@@ -24,8 +28,8 @@ def snakemake_edges(jobs: dict[str, dict]) -> set[tuple[str, str]]:
 @pytest.fixture
 def dags(project: Project):
     repo = Repo(str(project.path))
-    stages = {s.name: s for s in repo.index.stages}
-    dvc_edges = {(a.name, b.name) for a, b in repo.index.graph.edges}
+    stages = {s.name: s for s in repo.index.stages if s.name != "code"}
+    dvc_edges = {(a.name, b.name) for a, b in repo.index.graph.edges if b.name != "code"}
     return snakemake_jobs(project, "--forceall"), stages, dvc_edges
 
 
@@ -55,16 +59,35 @@ def test_same_params_per_stage(dags, project: Project) -> None:
         assert dvc_keys == set(param_values(config, job["rule"], job["wildcards"])), name
 
 
+def split_code(paths: set[str], prefix: str) -> tuple[set[str], set[str]]:
+    """(data paths, code paths): the paths under ``prefix`` are code."""
+    code = {p for p in paths if p.startswith(prefix)}
+    return paths - code, code
+
+
 def test_same_data_inputs(dags) -> None:
-    """DVC deps equal Snakemake inputs, except where DVC needs a folder (and its code dep)."""
+    """DVC deps equal Snakemake inputs, except where DVC needs a folder (and the code, below)."""
     jobs, stages, _ = dags
     for name, stage in stages.items():
-        deps = {d.def_path for d in stage.deps if not hasattr(d, "params")} - {"src/deepfx"}
+        deps, _ = split_code({d.def_path for d in stage.deps if not hasattr(d, "params")}, CODE_DIR + "/")
+        inputs, _ = split_code(jobs[name]["inputs"], "src/deepfx/")
         if name == "report":  # DVC cannot list the per-effect files: it depends on their folder
             assert deps == {"reports/effects"}
-            assert all(i.startswith("reports/effects/") for i in jobs[name]["inputs"])
+            assert all(i.startswith("reports/effects/") for i in inputs)
         else:
-            assert deps == jobs[name]["inputs"], name
+            assert deps == inputs, name
+
+
+def test_same_code_per_stage(dags, project: Project) -> None:
+    """Each job lists its stage's source files; its DVC stage depends on their digest instead."""
+    jobs, stages, _ = dags
+    for name, stage in stages.items():
+        job = jobs[name]
+        arch = job["wildcards"].get("arch")
+        _, code = split_code(job["inputs"], "src/deepfx/")
+        assert code == set(code_files(job["rule"], arch, project.path)) and code, name
+        _, digest = split_code({d.def_path for d in stage.deps}, CODE_DIR + "/")
+        assert digest == {f"{CODE_DIR}/{code_key(job['rule'], arch)}"}, name
 
 
 def test_every_dvc_param_key_exists_in_every_committed_params_file() -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def cached_outs(project: Project) -> list[str]:
-    """The DVC outputs kept in the cache (and so in the remote): all but metrics and plots files."""
+    """The DVC outputs kept in the cache (and so in the remote): all but the code digests."""
     with Repo(str(project.path)) as repo:
         return sorted(out.def_path for out in repo.index.outs if out.use_cache)
 
@@ -42,7 +42,8 @@ def test_remote_round_trip_then_an_experiment_on_one_effect(project: Project, tm
 
     # push, lose the workspace's outputs and the local cache, pull: every file comes back as it was
     outs = cached_outs(project)
-    assert {"data/clean", "data/processed/low_pass", "models/low_pass/fir/model.pt"} <= set(outs)
+    assert {"data/clean", "data/processed/low_pass", "models/low_pass/fir/model.pt",
+            "reports/effects/low_pass/fir/metrics.json", "models/low_pass/fir/history.csv"} <= set(outs)
     before = file_hashes(project, outs)
     assert len(before) > len(outs)  # folders hold many files
     project.run("dvc", "push")

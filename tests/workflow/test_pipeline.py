@@ -1,5 +1,5 @@
 """The whole tiny pipeline through real Snakemake and real DVC, in both orders, and what reruns
-after one effect's parameter changes."""
+after one effect's parameter changes and after a change in the code of one stage or one model."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def jobs_of(effect: str, archs=("cnn",)) -> set[str]:
     )
 
 
+def edit(project: Project, source: str) -> None:
+    """Change a source file of the project's package (a comment: what runs is the same)."""
+    with open(project.path / "src/deepfx" / source, "a") as f:
+        f.write("\n# edited by the test\n")
+
+
+PLOTS_JOBS = {"plots@distortion-cnn", "plots@low_pass-cnn", "plots_model@distortion", "plots_model@low_pass", "report"}
+#: What models/fir.py's change invalidates: the fir model of low_pass; its plots and the report
+#: follow when the retrained model's predictions differ (DVC compares contents, Snakemake times).
+FIR_JOBS = {"train_model@low_pass", "evaluate_model@low_pass"}
+FIR_FOLLOWERS = {"plots_model@low_pass", "report"}
+
+
 def assert_outputs(project: Project) -> None:
     root = project.path
     params = project.params
@@ -64,9 +77,17 @@ def assert_outputs(project: Project) -> None:
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
+def git_status(project: Project) -> list[str]:
+    return project.run("git", "status", "--porcelain", "--untracked-files=all").stdout.splitlines()
+
+
 def test_snakemake_first_then_dvc_agrees_and_one_effect_reruns(project: Project) -> None:
+    project.run("git", "add", "-A")
+    project.run("git", "-c", "user.name=deepfx", "-c", "user.email=deepfx@example.org", "commit", "-qm", "pipeline")
     project.run("snakemake", "--cores", "2")
     assert_outputs(project)
+    # git sees just what to commit: the record of what DVC versions (data, models, reports)
+    assert git_status(project) == ["?? dvc.lock"]
     # Snakemake's onsuccess hook recorded its jobs in dvc.lock: neither engine has work left.
     assert dvc_changed(project) == set()
     assert pending(project) == set()
@@ -83,10 +104,28 @@ def test_snakemake_first_then_dvc_agrees_and_one_effect_reruns(project: Project)
     assert pending(project) == set()
     assert dvc_changed(project) == set()
 
+    # A change in the plots' code: only the plots jobs and the report, in both engines.
+    edit(project, "plots.py")
+    assert pending(project) == PLOTS_JOBS
+    assert dvc_changed(project) == {"code"}  # the digests are its outputs: DVC knows more once it ran
+    run = project.run("snakemake", "--cores", "2")
+    assert set(parse_jobs(run.stderr)) == PLOTS_JOBS
+    assert dvc_changed(project) == set()
+    # A change in the FIR model's code, under DVC: the jobs of the model built on it, nothing else.
+    edit(project, "models/fir.py")
+    ran = dvc_ran(project.run("dvc", "repro").stdout)
+    assert {"code"} | FIR_JOBS <= ran <= {"code"} | FIR_JOBS | FIR_FOLLOWERS
+    # DVC compares contents, Snakemake times: where the retrained model's predictions came out
+    # byte-identical, DVC stopped and Snakemake still redraws their plots (nothing else).
+    left = pending(project)
+    assert left <= FIR_FOLLOWERS and ("plots_model@low_pass" in ran) == (not left)
+    project.run("snakemake", "--cores", "2")
+    assert pending(project) == set() and dvc_changed(project) == set()
+
 
 def test_dvc_first_then_snakemake_agrees_and_one_effect_reruns(project: Project) -> None:
     out = project.run("dvc", "repro").stdout
-    assert len(dvc_ran(out)) == 16
+    assert len(dvc_ran(out)) == 17  # the 16 jobs and the code digests
     assert_outputs(project)
     assert pending(project) == set()
 
@@ -99,3 +138,9 @@ def test_dvc_first_then_snakemake_agrees_and_one_effect_reruns(project: Project)
     assert pending(project) == set()
     assert dvc_changed(project) == set()
     assert "Data and pipelines are up to date" in project.run("dvc", "repro").stdout
+
+    # The hand-over records only what Snakemake ran: a job it left alone stays as DVC had it.
+    edit(project, "models/cnn.py")
+    run = project.run("snakemake", "--cores", "2", "models/distortion/cnn/model.pt")
+    assert set(parse_jobs(run.stderr)) == {"train@distortion-cnn"}
+    assert dvc_changed(project) == {"train@low_pass-cnn", "evaluate@distortion-cnn", "evaluate@low_pass-cnn"}

@@ -1,6 +1,7 @@
-# Shared helpers: the checked config, wildcard constraints, per-stage params, DVC hand-over.
+# Shared helpers: the checked config, wildcard constraints, per-stage params and code, DVC hand-over.
 from deepfx.config import validate_params
-from deepfx.pipeline import commit_to_dvc, dvc_stage_name, param_values, trained_models
+from deepfx.pipeline import commit_to_dvc, dvc_stage_name, hands_over_to_dvc, param_values, trained_models
+from deepfx.stage_code import code_files, write_digests
 
 config.update(validate_params(config, source="params.yaml"))
 
@@ -26,12 +27,21 @@ def stage_params(stage):
     return lambda wildcards: param_values(config, stage, wildcards)
 
 
+def stage_code(stage):
+    """Rule input: the source files the stage's job runs (deepfx.stage_code; dvc.yaml: .code/)."""
+    return lambda wildcards: code_files(stage, wildcards.get("arch"), workflow.basedir)
+
+
 def stage_resources(stage):
     """Rule resources from params.yaml ``resources.<stage>``: memory (MB) and time limit (min)."""
     spec = config["resources"][stage]
     return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime_min"]}
 
 
-def finished_stages(jobs):
-    """The dvc.yaml stage names of a finished run's jobs."""
-    return [dvc_stage_name(job.rule.name, job.wildcards_dict) for job in jobs if job.rule.name != "all"]
+def hand_over_to_dvc(dag):
+    """Record in dvc.lock the code digests (dvc.yaml's code stage) and the jobs this invocation
+    ran to the end, nothing else (also after a later job failed)."""
+    if hands_over_to_dvc(workflow.basedir):
+        write_digests(workflow.basedir)
+        ran = [dvc_stage_name(job.rule.name, job.wildcards_dict) for job in dag.finished_jobs]
+        commit_to_dvc(["code", *(name for name in ran if name != "all")], workflow.basedir)

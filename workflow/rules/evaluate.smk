@@ -4,6 +4,7 @@ rule evaluate:
         model="models/{effect}/{arch}/model.pt",
         clean="data/clean",
         processed="data/processed/{effect}",
+        code=stage_code("evaluate"),
     output:
         metrics="reports/effects/{effect}/{arch}/metrics.json",
         predictions=directory("reports/effects/{effect}/{arch}/predictions"),

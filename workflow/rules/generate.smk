@@ -1,6 +1,7 @@
 rule generate:
     input:
-        config["generate"]["training_audio"],
+        audio=config["generate"]["training_audio"],
+        code=stage_code("generate"),
     output:
         directory("data/clean"),
     params:

@@ -5,6 +5,7 @@ rule plots:
         processed="data/processed/{effect}",
         predictions="reports/effects/{effect}/{arch}/predictions",
         history="models/{effect}/{arch}/history.csv",
+        code=stage_code("plots"),
     output:
         melspec="reports/effects/{effect}/{arch}/melspec.png",
         amplitude="reports/effects/{effect}/{arch}/amplitude.png",

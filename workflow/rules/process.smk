@@ -1,6 +1,7 @@
 rule process:
     input:
-        "data/clean",
+        clean="data/clean",
+        code=stage_code("process"),
     output:
         directory("data/processed/{effect}"),
     params:
@@ -10,4 +11,4 @@ rule process:
     log:
         "logs/process/{effect}.log",
     shell:
-        "deepfx --log {log} process --effect {wildcards.effect} --clean {input} --out {output}"
+        "deepfx --log {log} process --effect {wildcards.effect} --clean {input.clean} --out {output}"

@@ -9,6 +9,7 @@ rule report:
             "reports/effects/{effect}/{arch}/excerpt/{signal}.wav",
             signal=["clean", "effect", "model"],
         ),
+        code=stage_code("report"),
     output:
         html="reports/index.html",
         csv="reports/metrics.csv",

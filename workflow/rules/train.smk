@@ -3,6 +3,7 @@ rule train:
     input:
         clean="data/clean",
         processed="data/processed/{effect}",
+        code=stage_code("train"),
     output:
         model="models/{effect}/{arch}/model.pt",
         history="models/{effect}/{arch}/history.csv",

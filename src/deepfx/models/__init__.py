@@ -23,6 +23,7 @@ __all__ = [
     "arch_class",
     "build_model",
     "hyperparameters",
+    "judging_metric",
     "resolve_hyperparameters",
 ]
 
@@ -49,6 +50,11 @@ def arch_class(arch: str) -> type[nn.Module]:
         raise DeepfxError(f"archs: unknown architecture {arch!r}; choose from {sorted(ARCHS)}")
     module, name = ARCHS[arch].split(":")
     return getattr(importlib.import_module(module), name)
+
+
+def judging_metric(arch: str) -> str:
+    """What an effect modelled by ``arch`` is judged by: its class's ``METRIC`` (default ``esr``)."""
+    return getattr(arch_class(arch), "METRIC", "esr")
 
 
 def hyperparameters(arch: str) -> dict[str, tuple[object, object]]:

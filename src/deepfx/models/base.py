@@ -31,6 +31,8 @@ Every model maps (B, 1, T) â†’ (B, 1, T) causally: output t depends on inputs â‰
   signals (Hz-free, at the model's rate), called once before gradient training.
 - ``finalise()`` (optional): a closed-form touch-up of the best weights after gradient
   training, before they are saved.
+- ``METRIC`` (optional class attribute): what an effect this architecture models is judged by
+  in the report, ``"esr"`` (default) or ``"log_mel"`` (``deepfx.models.judging_metric``).
 """
 
 from __future__ import annotations

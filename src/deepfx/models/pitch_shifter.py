@@ -104,7 +104,11 @@ class PitchShifter(nn.Module):
     from the first sample given (a fixed grid, so ``stream`` carries it across blocks).
     ``receptive_field`` is ``n_fft + grain - 1`` plus the lag: the span for outputs whose oldest contributing frame ends exactly ``grain - 1`` samples
     earlier; other outputs reach up to ``hop - 1`` samples less far back.
+    The effect is judged by the log-mel distance (``METRIC``): a transposed waveform's error is
+    mostly phase and says little.
     """
+
+    METRIC = "log_mel"
 
     def __init__(
         self,
