@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import logging
 import math
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from deepfx.atomic import atomic_file
 from deepfx.audio import read_audio
@@ -28,6 +24,7 @@ from deepfx.models import apply_model, build_model, resolve_hyperparameters
 from deepfx.models.base import detach_state, is_time_variant, latency_of, run
 from deepfx.models.lfo import align_lfo, lfo_of
 from deepfx.pipeline import model_settings
+from deepfx.progress import TrainingProgress
 from deepfx.tracking import start_run
 
 __all__ = ["HISTORY_COLUMNS", "configure_torch", "train_model"]
@@ -284,7 +281,7 @@ def _epoch(
     device: torch.device,
     train: Mapping,
     deadline: float,
-    progress: _Progress,
+    progress: TrainingProgress,
 ) -> list[float]:
     """One epoch's optimiser steps (until ``deadline``, perf_counter seconds); their losses."""
     model.train()
@@ -312,45 +309,6 @@ def _checkpoint(path: Path, job_fingerprint: str, model: nn.Module, optimiser: _
         "best": best,
         "shifts": shifts,
     })
-
-
-class _Progress:
-    """A bar of batches with the last batch's loss, the last epoch's losses and the seconds
-    left, on a terminal only (job logs get the per-epoch log lines)."""
-
-    def __init__(self, effect: str, arch: str, train: Mapping, done_epochs: int) -> None:
-        steps = train["steps_per_epoch"]
-        self.bar = tqdm(total=train["epochs"] * steps, initial=done_epochs * steps, unit="batch",
-                        desc=f"{effect}/{arch}", leave=False, dynamic_ncols=True,
-                        disable=not sys.stderr.isatty())
-        self.shown: dict[str, str] = {}
-        self._logs = contextlib.nullcontext() if self.bar.disable else logging_redirect_tqdm([logging.getLogger()])
-
-    def __enter__(self) -> "_Progress":
-        self._logs.__enter__()  # log lines print above the bar
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
-        self._logs.__exit__(*exc)
-
-    def batch(self, loss: float) -> None:
-        self.bar.update(1)
-        self._show(batch=f"{loss:.4g}")
-
-    def epoch(self, train_loss: float, valid: float, deadline: float) -> None:
-        """Losses and seconds left: the epochs' pace or the time budget, whichever ends first."""
-        if self.bar.disable:
-            return
-        done = self.bar.n - self.bar.initial
-        pace = self.bar.format_dict["elapsed"] / done if done else 0.0
-        left = max(min(pace * (self.bar.total - self.bar.n), deadline - time.perf_counter()), 0.0)
-        self._show(train=f"{train_loss:.4g}", valid=f"{valid:.4g}", left=f"{left:.0f}s")
-
-    def _show(self, **fields: str) -> None:
-        if not self.bar.disable:
-            self.shown.update(fields)
-            self.bar.set_postfix(self.shown, refresh=False)
 
 
 def train_model(
@@ -427,7 +385,7 @@ def train_model(
     sampler = ExcerptSampler(train_pairs, context, train["excerpt_samples"], train["seed"],
                              [shifts.get(f"train/{pair.name}", 0) for pair in train_pairs])
 
-    with start_run(params, effect, arch) as run_log, _Progress(effect, arch, train, len(history)) as progress:
+    with start_run(params, effect, arch) as run_log, TrainingProgress(effect, arch, train, len(history)) as progress:
         for row in history:
             run_log.log_epoch(row["epoch"], row["train_loss"], row["valid_loss"])
         if history:
