@@ -25,8 +25,8 @@ class SeedCNN(nn.Module):
     3 Linear layers (``hidden`` → ``hidden`` → 1, ReLU between). :meth:`predict_windows` is that
     literal per-window form. :meth:`forward` computes the same numbers for every window of a
     sequence at once: the convs run once over the whole (left zero-padded) sequence, the pool
-    runs with stride 1, and the first Linear is applied to every POOL-th pooled feature of each
-    output's span (one matrix product), so no window's conv work is repeated.
+    runs with stride 1, and the first Linear is applied as a convolution with dilation 2 over
+    the pooled features, so no window's conv work is repeated.
     """
 
     def __init__(self, *, window: int = 64, channels: int = 16, hidden: int = 64) -> None:
@@ -63,38 +63,12 @@ class SeedCNN(nn.Module):
         first, second, last = self.linears
         return last(F.relu(second(F.relu(first(h)))))
 
-    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T) → (B, C, T + 2·(pooled - 1)): the encoder over the left zero-padded input,
-        max-pooled with stride 1 (every window's pooled features, interleaved)."""
-        return F.max_pool1d(self._encode(F.pad(x, (self.receptive_field - 1, 0))), POOL, stride=1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T) → (B, 1, T); output t sees inputs t-window+1 … t (zeros before 0)."""
-        h = self.pooled_features(x)
+        h = self._encode(F.pad(x, (self.receptive_field - 1, 0)))
+        h = F.max_pool1d(h, POOL, stride=1)
         first, second, last = self.linears
-        # each output's pooled features: every POOL-th of a span, as one matrix product (a
-        # dilated conv does the same sums several times slower on a CPU)
-        features = h.unfold(2, POOL * (self.pooled - 1) + 1, 1)[..., ::POOL]  # (B, C, T, pooled)
         kernel = first.weight.view(first.out_features, -1, self.pooled)
-        z = F.relu(torch.einsum("bctp,ocp->bto", features, kernel) + first.bias)
-        return last(F.relu(second(z))).transpose(1, 2)
-
-    def onnx_module(self) -> nn.Module:
-        """The same network with the Linears as (dilated) convolutions: ONNX has no unfold."""
-        return _AsConvolutions(self)
-
-
-class _AsConvolutions(nn.Module):
-    """:class:`SeedCNN` as convolutions only: the first Linear is a conv of dilation POOL over
-    the pooled features, the others 1×1 convs."""
-
-    def __init__(self, cnn: SeedCNN) -> None:
-        super().__init__()
-        self.cnn = cnn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, second, last = self.cnn.linears
-        kernel = first.weight.view(first.out_features, -1, self.cnn.pooled)
-        h = F.relu(F.conv1d(self.cnn.pooled_features(x), kernel, first.bias, dilation=POOL))
+        h = F.relu(F.conv1d(h, kernel, first.bias, dilation=POOL))
         h = F.relu(F.conv1d(h, second.weight[..., None], second.bias))
         return F.conv1d(h, last.weight[..., None], last.bias)
