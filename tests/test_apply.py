@@ -282,6 +282,17 @@ def test_memory_stays_flat_for_long_files(tmp_path):
     assert long - short < 10, (short, long)
 
 
+def _written(folder: Path) -> int:
+    """Bytes in ``folder``'s files (one may be renamed away while we look)."""
+    total = 0
+    for f in folder.iterdir():
+        try:
+            total += f.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def test_ctrl_c_leaves_no_output_behind(tmp_path):
     model = save_model(tmp_path / "model.pt", "tcn-gated", sample_rate=8000)
     write_long_file(tmp_path / "long.wav", 30 * 60, 8000)
@@ -290,10 +301,13 @@ def test_ctrl_c_leaves_no_output_behind(tmp_path):
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "deepfx"), "apply", str(model), str(tmp_path / "long.wav"),
          str(out / "long.wav")], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        # Ctrl-C at a terminal: a test run started in the background (`make test &`, some CI
+        # runners) has SIGINT ignored, and a child would inherit that and never see it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # No clock: wait (however loaded the machine) until the temporary output holds audio, i.e.
     # processing is under way; the file is long enough to be far from done then.
-    while proc.poll() is None and not any(f.stat().st_size > 64 * 1024 for f in out.iterdir()):
+    while proc.poll() is None and _written(out) < 64 * 1024:
         time.sleep(0.05)
     assert proc.poll() is None, "finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)

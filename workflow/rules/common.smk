@@ -1,4 +1,6 @@
 # Shared helpers: the checked config, wildcard constraints, per-stage params and code, DVC hand-over.
+import os
+
 from deepfx.config import validate_params
 from deepfx.pipeline import commit_to_dvc, dvc_stage_name, hands_over_to_dvc, param_values, trained_models
 from deepfx.stage_code import code_files, write_digests
@@ -28,8 +30,12 @@ def stage_params(stage):
 
 
 def stage_code(stage):
-    """Rule input: the source files the stage's job runs (deepfx.stage_code; dvc.yaml: .code/)."""
-    return lambda wildcards: code_files(stage, wildcards.get("arch"), workflow.basedir)
+    """Rule input: the source files the stage's job runs (deepfx.stage_code; dvc.yaml: .code/),
+    as paths from the working directory (``snakemake -d`` may run the pipeline elsewhere)."""
+    return lambda wildcards: [
+        os.path.relpath(os.path.join(workflow.basedir, f))
+        for f in code_files(stage, wildcards.get("arch"), workflow.basedir)
+    ]
 
 
 def stage_resources(stage):
@@ -41,7 +47,7 @@ def stage_resources(stage):
 def hand_over_to_dvc(dag):
     """Record in dvc.lock the code digests (dvc.yaml's code stage) and the jobs this invocation
     ran to the end, nothing else (also after a later job failed)."""
-    if hands_over_to_dvc(workflow.basedir):
-        write_digests(workflow.basedir)
+    if hands_over_to_dvc() and os.path.samefile(workflow.basedir, "."):  # outputs are here
+        write_digests()
         ran = [dvc_stage_name(job.rule.name, job.wildcards_dict) for job in dag.finished_jobs]
-        commit_to_dvc(["code", *(name for name in ran if name != "all")], workflow.basedir)
+        commit_to_dvc(["code", *(name for name in ran if name != "all")])
